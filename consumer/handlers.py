@@ -1,0 +1,101 @@
+"""The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply."""
+
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitRouter
+from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+
+from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
+from contracts.errors import BrokerUnavailableError, describe
+from contracts.publishing import dead_letter, publish_confirmed
+from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE, reply_key
+from consumer.runner import Outcome, run_job
+from consumer.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+
+def worker_router(worker: Worker) -> RabbitRouter:
+    """A router whose one handler runs jobs from jobcast.jobs."""
+    router = RabbitRouter()
+
+    @router.subscriber(
+        JOBS_QUEUE,
+        channel=Channel(prefetch_count=worker.concurrency),
+        ack_policy=AckPolicy.MANUAL,
+        title="jobcast.jobs:on_job",
+    )
+    async def on_job(msg: RabbitMessage, broker: RabbitBroker) -> None:
+        """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
+        try:
+            job = Job.model_validate_json(msg.body)
+        except ValidationError as exc:
+            await dead_letter(broker, msg, reason=f"invalid job: {describe(exc)}",
+                              source=JOBS_QUEUE)
+            return
+
+        async def publish(reply: Reply) -> None:
+            await publish_confirmed(
+                broker, reply, exchange=REPLIES_EXCHANGE, routing_key=reply_key(reply.offset),
+                timeout=worker.publish_timeout,
+            )
+
+        deliveries = int(msg.headers.get("x-delivery-count", 0) or 0)
+        log = {"offset": job.offset, "fn": job.request.fn, "delivery": deliveries}
+        worker.in_flight += 1
+        try:
+            try:
+                pipeline = worker.registry.get(job.request.fn)
+            except UnknownPipelineError as exc:
+                await publish(Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR,
+                                    value=str(exc)))
+                await dead_letter(broker, msg, reason=str(exc), source=JOBS_QUEUE)
+                return
+            start = await _resume_point(broker, worker, job) if msg.raw_message.redelivered \
+                else None
+            if start is not None and start.finished:
+                logger.info("job already finished, acking offset=%(offset)s", log)
+                await msg.ack()
+                return
+            result = await run_job(
+                job, pipeline, publish, start=start, retry=worker.retry,
+                step_seconds=worker.step_seconds, stopping=worker.stopping,
+                observe=worker.observe,
+            )
+        except BrokerUnavailableError:
+            logger.warning("broker lost mid-job; it will be redelivered offset=%(offset)s", log)
+            await _quietly_nack(msg)
+            return
+        finally:
+            worker.in_flight -= 1
+        if result.outcome is Outcome.HANDED_BACK:
+            logger.info("worker stopping; job handed back offset=%(offset)s", log)
+            await msg.nack(requeue=True)
+        elif result.outcome is Outcome.FAILED:
+            await dead_letter(broker, msg, reason=result.reason or "failed", source=JOBS_QUEUE)
+        else:
+            await msg.ack()
+
+    return router
+
+
+async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progress | None:
+    """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
+    try:
+        answer = await broker.request(
+            ProgressQuery(offset=job.offset), queue=PROGRESS_QUEUE,
+            timeout=worker.resume_timeout,
+        )
+        return Progress.model_validate_json(answer.body)
+    except (TimeoutError, ValidationError, BrokerUnavailableError) as exc:
+        logger.warning("no resume point for offset=%s (%s); starting over", job.offset, exc)
+        return None
+
+
+async def _quietly_nack(msg: RabbitMessage) -> None:
+    try:
+        await msg.nack(requeue=True)
+    except Exception:  # the channel is gone: the broker requeues the delivery itself
+        logger.debug("nack after broker loss failed", exc_info=True)

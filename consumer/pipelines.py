@@ -1,0 +1,105 @@
+"""Pipelines: named, ordered lists of steps, and where workers find them.
+
+A pipeline is declared in user code with one object and one decorator per step::
+
+    from consumer import Pipeline, StepContext
+
+    thumbnail = Pipeline("thumbnail")
+
+    @thumbnail.step
+    async def fetch(ctx: StepContext) -> str:
+        return f"fetched {ctx.request.deployment}"
+
+Workers load every Pipeline found in the modules named by `JOBCAST_PIPELINES`.
+"""
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from pydantic import JsonValue
+
+from contracts import JobRequest, UnknownPipelineError
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step receives: the job, where it is, and the previous step's result."""
+
+    offset: int
+    seq: int
+    request: JobRequest
+    previous: JsonValue
+    """The previous step's result (None for the first step), also after a resume."""
+    step_seconds: float
+    """The configured demo step duration (JOBCAST_STEP_SECONDS); the built-in pipeline uses it."""
+    attempt: int = 1
+
+
+Step = Callable[[StepContext], Awaitable[JsonValue]]
+
+
+@dataclass
+class Pipeline:
+    """An ordered list of steps, selected by a job's `fn`."""
+
+    name: str
+    steps: list[Step] = field(default_factory=list)
+    done_value: JsonValue = "done"
+    """The value of the final `done` reply."""
+
+    def step(self, fn: Step) -> Step:
+        """Decorator: append `fn` as the next step."""
+        self.steps.append(fn)
+        return fn
+
+
+class Registry:
+    """The pipelines a worker can run, by name."""
+
+    def __init__(self, pipelines: Iterable[Pipeline] = ()) -> None:
+        self._by_name: dict[str, Pipeline] = {}
+        for pipeline in pipelines:
+            self.add(pipeline)
+
+    def add(self, pipeline: Pipeline) -> None:
+        """Register a pipeline; two with one name are a configuration error."""
+        if pipeline.name in self._by_name:
+            raise ValueError(f"two pipelines are named {pipeline.name!r}")
+        if not pipeline.steps:
+            raise ValueError(f"pipeline {pipeline.name!r} has no steps")
+        self._by_name[pipeline.name] = pipeline
+
+    def get(self, fn: str) -> Pipeline:
+        """The pipeline named `fn`, or UnknownPipelineError."""
+        try:
+            return self._by_name[fn]
+        except KeyError:
+            raise UnknownPipelineError(fn, self.names()) from None
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(self._by_name)
+
+
+def load_registry(modules: Iterable[str]) -> Registry:
+    """A registry of every Pipeline defined at the top level of the named modules."""
+    found: list[Pipeline] = []
+    for name in modules:
+        module = importlib.import_module(name)
+        found.extend(v for v in vars(module).values() if isinstance(v, Pipeline))
+    return Registry(found)
+
+
+# -- the built-in pipeline: the original example's three steps ---------------------------
+
+default_fn = Pipeline("default_fn")
+
+
+async def _demo_step(ctx: StepContext) -> str:
+    await asyncio.sleep(ctx.step_seconds)
+    return f"result{ctx.seq + 1}"
+
+
+default_fn.steps.extend([_demo_step, _demo_step, _demo_step])

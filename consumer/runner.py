@@ -1,0 +1,123 @@
+"""Running one job's pipeline step by step: plain asyncio, no broker in sight."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import JsonValue
+from tenacity import (
+    AsyncRetrying,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from contracts import Job, PermanentStepError, Progress, Reply, ReplyKind
+from consumer.pipelines import Pipeline, StepContext
+
+logger = logging.getLogger(__name__)
+
+PublishReply = Callable[[Reply], Awaitable[None]]
+"""Publishes a reply and returns once the broker confirmed it."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how patiently, a failing step is tried again."""
+
+    attempts: int = 3
+    initial_seconds: float = 0.5
+    max_seconds: float = 10.0
+
+
+class Outcome(StrEnum):
+    """How a run ended."""
+
+    DONE = "done"
+    FAILED = "failed"
+    HANDED_BACK = "handed_back"
+    """The worker is stopping: the job goes back to the queue and resumes elsewhere."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, and why if it failed."""
+
+    outcome: Outcome
+    reason: str | None = None
+    steps_run: int = 0
+
+
+StepObserver = Callable[[str, int, float, bool], None]
+"""Told (fn, seq, seconds, ok) after every step attempt: metrics hook."""
+
+
+async def run_job(
+    job: Job,
+    pipeline: Pipeline,
+    publish: PublishReply,
+    *,
+    start: Progress | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    step_seconds: float = 0.0,
+    stopping: asyncio.Event | None = None,
+    observe: StepObserver | None = None,
+) -> RunResult:
+    """Run the pipeline from `start` (a resume point) on, publishing each result as it exists.
+
+    Each reply is confirmed before the next step starts, so the ledger never has a gap.
+    """
+    start = start or Progress(offset=job.offset, next_seq=0)
+    previous: JsonValue = start.previous
+    steps_run = 0
+    for seq in range(start.next_seq, len(pipeline.steps)):
+        if stopping is not None and stopping.is_set():
+            return RunResult(Outcome.HANDED_BACK, steps_run=steps_run)
+        ctx = StepContext(job.offset, seq, job.request, previous, step_seconds)
+        try:
+            previous = await _run_step(pipeline, ctx, retry, observe)
+        except Exception as exc:  # a step's own failure, after its retries: the job fails
+            reason = f"step {seq} of {pipeline.name!r} failed: {type(exc).__name__}: {exc}"
+            await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason))
+            return RunResult(Outcome.FAILED, reason=reason, steps_run=steps_run + 1)
+        steps_run += 1
+        await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.RESULT, value=previous))
+    done_seq = len(pipeline.steps)
+    await publish(
+        Reply(offset=job.offset, seq=done_seq, kind=ReplyKind.DONE, value=pipeline.done_value)
+    )
+    return RunResult(Outcome.DONE, steps_run=steps_run)
+
+
+async def _run_step(
+    pipeline: Pipeline, ctx: StepContext, retry: RetryPolicy, observe: StepObserver | None
+) -> JsonValue:
+    step = pipeline.steps[ctx.seq]
+    loop = asyncio.get_running_loop()
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(retry.attempts),
+        wait=wait_exponential_jitter(initial=retry.initial_seconds, max=retry.max_seconds),
+        retry=retry_if_not_exception_type(PermanentStepError),
+        reraise=True,
+    ):
+        with attempt:
+            number = attempt.retry_state.attempt_number
+            began = loop.time()
+            try:
+                value = await step(
+                    StepContext(ctx.offset, ctx.seq, ctx.request, ctx.previous,
+                                ctx.step_seconds, attempt=number)
+                )
+            except Exception:
+                logger.warning(
+                    "step failed offset=%s fn=%s seq=%s attempt=%s",
+                    ctx.offset, pipeline.name, ctx.seq, number, exc_info=True,
+                )
+                if observe is not None:
+                    observe(pipeline.name, ctx.seq, loop.time() - began, False)
+                raise
+            if observe is not None:
+                observe(pipeline.name, ctx.seq, loop.time() - began, True)
+    return value

@@ -1,0 +1,22 @@
+"""The worker's state: what it can run, how, and whether it is stopping."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from consumer.pipelines import Registry
+from consumer.runner import RetryPolicy, StepObserver
+
+
+@dataclass
+class Worker:
+    """Everything the job handler needs, built once per worker process."""
+
+    registry: Registry
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    step_seconds: float = 0.0
+    concurrency: int = 64
+    publish_timeout: float = 5.0
+    resume_timeout: float = 3.0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    observe: StepObserver | None = None
+    in_flight: int = 0

@@ -1,0 +1,74 @@
+"""jobcast's exceptions.
+
+Plain code raises these; the HTTP and broker edges map them (see the README's error table)::
+
+    JobcastError
+    ├── UnknownOffsetError        the offset was never handed out            HTTP 404
+    ├── IdempotencyConflictError  a key was reused for another request       HTTP 409
+    ├── InvalidMessageError       a message is not JSON or not the schema    dead-lettered at once
+    ├── UnknownPipelineError      the job's fn names no pipeline             job fails at once
+    ├── PermanentStepError        a step says retrying cannot help           job fails at once
+    └── UnavailableError          a dependency is down; try again later      HTTP 503
+        ├── BrokerUnavailableError    RabbitMQ did not confirm in time
+        └── LedgerUnavailableError    the database did not answer
+"""
+
+from pydantic import ValidationError
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error in one line: where, what, and how many more."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+class JobcastError(Exception):
+    """Base class of every error jobcast raises on purpose."""
+
+
+class UnknownOffsetError(JobcastError):
+    """No job was ever handed this offset."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"offset {offset} was never handed out")
+        self.offset = offset
+
+
+class IdempotencyConflictError(JobcastError):
+    """An idempotency key was sent again with a different request."""
+
+    def __init__(self, key: str, offset: int) -> None:
+        super().__init__(f"idempotency key {key!r} was used for another request (offset {offset})")
+        self.key = key
+        self.offset = offset
+
+
+class InvalidMessageError(JobcastError):
+    """A broker message that is not valid JSON or does not match its schema (poison)."""
+
+
+class UnknownPipelineError(JobcastError):
+    """The job names a pipeline (`fn`) that no worker knows."""
+
+    def __init__(self, fn: str, known: list[str]) -> None:
+        super().__init__(f"unknown fn {fn!r}; known pipelines: {', '.join(known) or 'none'}")
+        self.fn = fn
+
+
+class PermanentStepError(JobcastError):
+    """Raised by a step to fail its job at once, without retries."""
+
+
+class UnavailableError(JobcastError):
+    """A dependency (broker or database) cannot be reached now; the caller may retry."""
+
+
+class BrokerUnavailableError(UnavailableError):
+    """RabbitMQ is unreachable or did not confirm a publish in time."""
+
+
+class LedgerUnavailableError(UnavailableError):
+    """The ledger database is unreachable or refused a write."""

@@ -1,0 +1,123 @@
+"""The messages jobcast exchanges, over HTTP and AMQP alike."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+NAME_LENGTH = 200
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S")]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class JobRequest(BaseModel):
+    """What a caller asks for: run pipeline `fn` for this deployment and framework."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [{"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}]
+        },
+    )
+
+    deployment: Annotated[Name, Field(examples=["Docker"])]
+    framework: Annotated[Name, Field(examples=["FastAPI"])]
+    fn: Annotated[Name, Field(examples=["default_fn"])]
+
+
+class JobAccepted(BaseModel):
+    """The answer to a schedule request: the offset that names the job from now on."""
+
+    offset: Annotated[int, Field(ge=0, examples=[0])]
+
+
+class ScheduleRejected(BaseModel):
+    """The answer to an AMQP schedule request that could not be accepted."""
+
+    error: str
+    detail: str
+
+
+class Job(BaseModel):
+    """A job on `jobcast.jobs`: the request and the offset it was given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset: Annotated[int, Field(ge=0)]
+    request: JobRequest
+    scheduled_at: datetime = Field(default_factory=utcnow)
+    trace: dict[str, str] = Field(
+        default_factory=dict, description="W3C trace context carried from the scheduler."
+    )
+
+
+class ReplyKind(StrEnum):
+    """What a reply says: a step's result, the end of the job, or why it failed."""
+
+    RESULT = "result"
+    DONE = "done"
+    ERROR = "error"
+
+
+class Reply(BaseModel):
+    """One step's outcome, published on `jobcast.replies` with key `reply.<offset>`.
+
+    `(offset, seq)` names a reply uniquely: a subscriber that sees a pair twice
+    (after a redelivery) can drop the copy.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offset: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0)]
+    kind: ReplyKind
+    value: JsonValue
+    produced_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_final(self) -> bool:
+        """True for the reply that ends the job (`done` or `error`)."""
+        return self.kind is not ReplyKind.RESULT
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobRecord(BaseModel):
+    """A job as the ledger knows it: `GET /jobs/{offset}`."""
+
+    offset: int
+    state: JobState
+    request: JobRequest
+    replies: list[Reply]
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgressQuery(BaseModel):
+    """A worker's question to the query side: what is recorded for this offset?"""
+
+    offset: int
+
+
+class Progress(BaseModel):
+    """The last recorded step of a job, so a redelivered job resumes after it."""
+
+    offset: int
+    next_seq: int = Field(description="The seq of the first step not yet recorded.")
+    previous: JsonValue = Field(default=None, description="The last recorded step's value.")
+    finished: bool = Field(default=False, description="A done or error reply is recorded.")

@@ -1,0 +1,80 @@
+"""Publishing with publisher confirms, and dead-lettering with a reason: the two ways
+every jobcast process hands a message to RabbitMQ."""
+
+import asyncio
+import logging
+from typing import Any
+
+import aiormq
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
+from faststream.rabbit.message import RabbitMessage
+from pydantic import BaseModel
+
+from contracts.errors import BrokerUnavailableError
+from contracts.topology import DEAD_LETTER_EXCHANGE, HEADER_REASON, HEADER_SOURCE
+
+logger = logging.getLogger(__name__)
+
+_BROKER_FAILURES = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+async def publish_confirmed(
+    broker: RabbitBroker,
+    message: BaseModel | bytes,
+    *,
+    timeout: float,
+    queue: RabbitQueue | None = None,
+    exchange: RabbitExchange | None = None,
+    routing_key: str = "",
+    headers: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> None:
+    """Publish persistently and return once RabbitMQ confirmed; BrokerUnavailableError if not.
+
+    A message no queue would take (mandatory, returned) counts as not confirmed.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await broker.publish(
+                message,
+                queue=queue or "",
+                exchange=exchange,
+                routing_key=routing_key,
+                persist=True,
+                mandatory=True,
+                headers=headers,
+                message_id=message_id,
+            )
+    except _BROKER_FAILURES as exc:
+        raise BrokerUnavailableError(
+            f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}".rstrip(": ")
+        ) from exc
+
+
+async def dead_letter(
+    broker: RabbitBroker, message: RabbitMessage, *, reason: str, source: RabbitQueue,
+    timeout: float = 5.0,
+) -> None:
+    """Move `message` to jobcast.dead with the reason in its headers, then ack the original.
+
+    If the dead-letter copy is not confirmed the original is rejected instead, so the broker's
+    own dead-lettering keeps it: either way nothing is lost and the queue moves on.
+    """
+    raw = message.raw_message
+    headers = {**(raw.headers or {}), HEADER_REASON: reason[:1000], HEADER_SOURCE: source.name}
+    logger.warning("dead-lettering message_id=%s from=%s reason=%s",
+                   raw.message_id, source.name, reason[:200])
+    try:
+        await publish_confirmed(
+            broker, raw.body, exchange=DEAD_LETTER_EXCHANGE, routing_key=source.name,
+            headers=headers, message_id=raw.message_id, timeout=timeout,
+        )
+    except BrokerUnavailableError:
+        await message.reject(requeue=False)
+        return
+    await message.ack()

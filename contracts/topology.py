@@ -1,0 +1,80 @@
+"""The broker topology: every exchange, queue and routing key jobcast uses, named once.
+
+These names are part of the public contract; other services bind to them. RabbitMQ refuses
+to redeclare a queue with other arguments, so nothing else in jobcast declares them again.
+"""
+
+from typing import TYPE_CHECKING
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+if TYPE_CHECKING:
+    from faststream.rabbit import RabbitBroker
+
+DELIVERY_LIMIT = 10
+"""Broker-side backstop: a message redelivered more often than this is dead-lettered.
+
+jobcast's own retry cap acts first; this one catches crash loops (a worker that dies on a job).
+"""
+
+DEAD_LETTER_EXCHANGE = RabbitExchange("jobcast.dlx", type=ExchangeType.FANOUT, durable=True)
+DEAD_QUEUE = RabbitQueue("jobcast.dead", queue_type=QueueType.QUORUM)
+
+REPLIES_EXCHANGE = RabbitExchange("jobcast.replies", type=ExchangeType.TOPIC, durable=True)
+
+_DEAD_LETTERED = {
+    "x-delivery-limit": DELIVERY_LIMIT,
+    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+    # NOTE: at-least-once dead-lettering keeps a message until jobcast.dead confirms it;
+    # RabbitMQ requires reject-publish overflow for it.
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+}
+
+JOBS_QUEUE = RabbitQueue("jobcast.jobs", queue_type=QueueType.QUORUM, arguments=_DEAD_LETTERED)
+"""Workers consume jobs here."""
+
+SCHEDULE_QUEUE = RabbitQueue(
+    "jobcast.schedule", queue_type=QueueType.QUORUM, arguments=_DEAD_LETTERED
+)
+"""Services submit JobRequests here over AMQP; with reply_to they get JobAccepted back."""
+
+REPLY_KEY_ALL = "reply.*"
+
+LEDGER_QUEUE = RabbitQueue(
+    "jobcast.ledger",
+    queue_type=QueueType.QUORUM,
+    arguments=_DEAD_LETTERED,
+    routing_key=REPLY_KEY_ALL,
+)
+"""The query side's durable queue on the reply topic: replies wait here while it is down."""
+
+PROGRESS_QUEUE = RabbitQueue(
+    "jobcast.progress", durable=True, arguments={"x-message-ttl": 30_000}
+)
+"""Workers ask here (RPC) how far a redelivered job already got."""
+
+HEADER_REASON = "x-jobcast-reason"
+"""Set by jobcast on every message it dead-letters itself: why."""
+HEADER_SOURCE = "x-jobcast-source-queue"
+"""Set by jobcast on every message it dead-letters itself: where it came from."""
+
+ALL_QUEUES = (JOBS_QUEUE, SCHEDULE_QUEUE, LEDGER_QUEUE, DEAD_QUEUE, PROGRESS_QUEUE)
+
+
+def reply_key(offset: int) -> str:
+    """The routing key of every reply of job `offset`: bind it to follow one job."""
+    return f"reply.{offset}"
+
+
+async def declare_topology(broker: "RabbitBroker") -> None:
+    """Declare every exchange and queue above (idempotent), so that nothing published is
+    unroutable whatever process starts first."""
+    dead_exchange = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
+    await broker.declare_exchange(REPLIES_EXCHANGE)
+    dead = await broker.declare_queue(DEAD_QUEUE)
+    await dead.bind(dead_exchange, routing_key="#")
+    for queue in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE):
+        await broker.declare_queue(queue)
+    ledger = await broker.declare_queue(LEDGER_QUEUE)
+    await ledger.bind(REPLIES_EXCHANGE.name, routing_key=REPLY_KEY_ALL)

@@ -1,0 +1,81 @@
+"""The composition root: builds each part from Settings and wires them together."""
+
+import logging
+
+import aiormq
+
+from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
+
+from consumer.pipelines import load_registry
+from consumer.runner import RetryPolicy
+from consumer.worker import Worker
+from contracts import BrokerUnavailableError, Job
+from contracts.publishing import publish_confirmed
+from contracts.topology import JOBS_QUEUE, declare_topology
+from jobcast.settings import Settings
+from producer.service import PublishJob
+
+BUILTIN_PIPELINES = "consumer.builtin"
+
+
+def create_broker(settings: Settings, routers: list[RabbitRouter]) -> RabbitBroker:
+    """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`."""
+    return RabbitBroker(
+        settings.amqp_url,
+        routers=routers,
+        # NOTE: graceful_timeout bounds how long stop() waits for running handlers (SIGTERM).
+        graceful_timeout=settings.grace_seconds or None,
+        reconnect_interval=1.0,
+        default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+        log_level=logging.DEBUG,
+    )
+
+
+async def start_broker(broker: RabbitBroker) -> None:
+    """Connect, declare the topology, start consuming; BrokerUnavailableError if unreachable."""
+    try:
+        await broker.connect()
+        await declare_topology(broker)
+        await broker.start()
+    except (OSError, aiormq.exceptions.AMQPError) as exc:
+        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {_safe(broker)}: {exc!r}") from exc
+
+
+def _safe(broker: RabbitBroker) -> str:
+    """The broker URL without its password, for messages."""
+    url = str(getattr(broker.config, "url", "")) or "the configured URL"
+    return url.split("@")[-1]
+
+
+def broker_connected(broker: RabbitBroker) -> bool:
+    """True while the broker connection is up (False while it reconnects)."""
+    connection = getattr(broker, "_connection", None)
+    return connection is not None and connection.connected.is_set()
+
+
+def job_publisher(broker: RabbitBroker, settings: Settings) -> PublishJob:
+    """Publishes jobs persistently with confirms; fails fast while the broker is away."""
+
+    async def publish(job: Job) -> None:
+        if not broker_connected(broker):
+            raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
+        await publish_confirmed(broker, job, queue=JOBS_QUEUE,
+                                timeout=settings.publish_timeout_seconds)
+
+    return publish
+
+
+def build_worker(settings: Settings) -> Worker:
+    """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES."""
+    return Worker(
+        registry=load_registry([BUILTIN_PIPELINES, *settings.pipelines]),
+        retry=RetryPolicy(
+            attempts=settings.step_attempts,
+            initial_seconds=settings.retry_initial_seconds,
+            max_seconds=settings.retry_max_seconds,
+        ),
+        step_seconds=settings.step_seconds,
+        concurrency=settings.worker_concurrency,
+        publish_timeout=settings.publish_timeout_seconds,
+        resume_timeout=settings.resume_timeout_seconds,
+    )

@@ -1,0 +1,90 @@
+"""The gateway process: HTTP API, AMQP intake and query handler (and in `serve`, a worker)."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from consumer.handlers import worker_router
+from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
+from jobcast import ops
+from jobcast.bootstrap import build_worker, create_broker, job_publisher, start_broker
+from jobcast.limits import BodySizeLimit
+from jobcast.settings import Settings
+from ledger import open_ledger
+from producer import http as producer_http
+from producer.intake import intake_router
+from producer.service import Scheduler
+from query import http as query_http
+from query.batcher import ReplyBatcher
+from query.handlers import query_router
+from query.live import ReplyHub
+from query.service import Results
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
+    """The gateway as an ASGI app; `with_worker` also runs jobs in this process (quickstart)."""
+    ledger = open_ledger(settings.database_url)
+    results = Results(ledger, ReplyHub())
+    batcher = ReplyBatcher(ledger.store_replies, max_batch=settings.ledger_prefetch)
+    routers = [query_router(results, batcher, settings.ledger_prefetch)]
+    worker = build_worker(settings) if with_worker else None
+    if worker is not None:
+        routers.append(worker_router(worker))
+    broker = create_broker(settings, routers)
+    scheduler = Scheduler(ledger, job_publisher(broker, settings))
+    broker.include_router(intake_router(scheduler))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ledger.open()
+        try:
+            await start_broker(broker)
+            logger.info("gateway ready on %s:%s (worker in process: %s)",
+                        settings.host, settings.port, worker is not None)
+            yield
+        finally:
+            if worker is not None:
+                worker.stopping.set()
+            await broker.stop()
+            await ledger.close()
+
+    app = FastAPI(
+        title="jobcast",
+        summary="Hand long-running jobs to RabbitMQ and follow every step of them live.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.scheduler = scheduler
+    app.state.results = results
+    app.state.broker = broker
+    app.state.ledger = ledger
+    app.state.worker = worker
+    app.include_router(producer_http.router)
+    app.include_router(query_http.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors to HTTP answers: never a 500 for something we know about."""
+
+    @app.exception_handler(UnknownOffsetError)
+    async def not_found(_: Request, exc: UnknownOffsetError) -> Response:
+        return JSONResponse({"detail": "Offset not found"}, status_code=404)
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def conflict(_: Request, exc: IdempotencyConflictError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(UnavailableError)
+    async def unavailable(_: Request, exc: UnavailableError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "1"})

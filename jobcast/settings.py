@@ -1,0 +1,63 @@
+"""Every setting of every jobcast process, from the environment (prefix JOBCAST_)."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import field_validator
+
+
+class Settings(BaseSettings):
+    """jobcast's settings; the README's table lists each with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBCAST_", extra="ignore")
+
+    amqp_url: str = Field("amqp://guest:guest@localhost:5672/", description="RabbitMQ URL.")
+    database_url: str = Field(
+        "sqlite:///jobcast.db",
+        description="Ledger: sqlite:///file.db (default) or postgresql://user@host/db.",
+    )
+    host: str = Field("127.0.0.1", description="Gateway HTTP bind address.")
+    port: int = Field(8000, description="Gateway HTTP port.")
+    step_seconds: float = Field(
+        1.0, ge=0, description="Duration of each default_fn step (0 for benchmarks)."
+    )
+    pipelines: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated modules whose Pipeline objects workers load.",
+    )
+    worker_concurrency: int = Field(
+        64, ge=1, description="Jobs one worker runs at once (its prefetch on jobcast.jobs)."
+    )
+    step_attempts: int = Field(3, ge=1, description="Tries per step before the job fails.")
+    retry_initial_seconds: float = Field(0.5, ge=0, description="First retry backoff.")
+    retry_max_seconds: float = Field(10.0, ge=0, description="Backoff cap (jitter added).")
+    grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM: how long running steps may take to finish."
+    )
+    publish_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long to wait for a broker confirm before giving up (503)."
+    )
+    resume_timeout_seconds: float = Field(
+        3.0, gt=0, description="How long a worker asks the query side where to resume."
+    )
+    ledger_prefetch: int = Field(
+        256, ge=1, description="Replies the query handler takes at once (batch size bound)."
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1, description="Largest HTTP request body; larger ones get 413."
+    )
+    worker_port: int = Field(
+        0, ge=0, description="Worker's /health, /ready and /metrics port (0: off)."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: text on a terminal, JSON otherwise."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,0 +1,67 @@
+"""What every ledger does, whatever database holds it."""
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Protocol
+
+from contracts import JobRecord, JobRequest, Progress, Reply, ReplyKind
+
+
+class StoreOutcome(StrEnum):
+    """What storing one reply did."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    """That (offset, seq) was stored before; the copy was dropped."""
+    UNKNOWN_OFFSET = "unknown_offset"
+    """No job has that offset; nothing was stored."""
+
+
+class Ledger(Protocol):
+    """Durable record of jobs and replies. Every write is committed before it returns."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise LedgerUnavailableError unless a write would succeed now."""
+
+    async def create_job(
+        self, request: JobRequest, idempotency_key: str | None = None
+    ) -> tuple[int, bool]:
+        """Allocate the next offset and record the job as queued.
+
+        Returns `(offset, created)`; with a known idempotency key, the earlier offset and False.
+        Raises IdempotencyConflictError when the key was used for another request.
+        """
+
+    async def discard_job(self, offset: int) -> None:
+        """Forget a job that never reached the broker; its offset is never reused."""
+
+    async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
+        """Store replies once each, in one transaction; outcomes in the same order."""
+
+    async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
+        """The job's replies with seq > after_seq, in order; UnknownOffsetError if none."""
+
+    async def job(self, offset: int) -> JobRecord:
+        """The whole job; UnknownOffsetError if the offset was never handed out."""
+
+
+async def progress(ledger: Ledger, offset: int) -> Progress:
+    """How far a job got: where a redelivered job resumes."""
+    recorded = await ledger.replies(offset)
+    if not recorded:
+        return Progress(offset=offset, next_seq=0)
+    last = recorded[-1]
+    # NOTE: seqs are contiguous per job (a worker publishes step n only after step n-1 is
+    # confirmed), so the last recorded reply marks the resume point.
+    return Progress(
+        offset=offset,
+        next_seq=last.seq + 1,
+        previous=last.value,
+        finished=last.kind is not ReplyKind.RESULT,
+    )

@@ -1,0 +1,175 @@
+"""The PostgreSQL ledger, for several gateways sharing one database."""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from contracts import (
+    IdempotencyConflictError,
+    JobRecord,
+    JobRequest,
+    JobState,
+    LedgerUnavailableError,
+    Reply,
+    ReplyKind,
+    UnknownOffsetError,
+)
+from ledger.base import StoreOutcome
+from ledger.records import dump_value, error_text, job_from_row, reply_from_row, state_after
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS jobcast_offsets MINVALUE 0 START 0;
+CREATE TABLE IF NOT EXISTS jobcast_jobs (
+    id BIGINT PRIMARY KEY DEFAULT nextval('jobcast_offsets'),
+    request TEXT NOT NULL,
+    fn TEXT NOT NULL,
+    state TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    error TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS jobcast_replies (
+    job_id BIGINT NOT NULL REFERENCES jobcast_jobs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    produced_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"""
+
+# NOTE: asyncpg raises these (and OSError) when the server is gone or restarting.
+_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+         asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+
+
+class PostgresLedger:
+    """Ledger in PostgreSQL: offsets from a sequence, so every gateway hands out unique ones."""
+
+    def __init__(self, dsn: str, pool_size: int = 10) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self._pool_size, command_timeout=10
+            )
+        except _DOWN as exc:
+            raise LedgerUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
+        async with self._connection() as conn:
+            # NOTE: an advisory lock keeps two gateways starting together from racing on DDL.
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7420917)")
+                await conn.execute(SCHEMA)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def create_job(
+        self, request: JobRequest, idempotency_key: str | None = None
+    ) -> tuple[int, bool]:
+        body = request.model_dump_json()
+        async with self._connection() as conn:
+            offset = await conn.fetchval(
+                "INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                body, request.fn, JobState.QUEUED.value, idempotency_key,
+            )
+            if offset is not None:
+                return int(offset), True
+            row = await conn.fetchrow(
+                "SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", idempotency_key
+            )
+        assert row is not None and idempotency_key is not None  # the conflict proves the row
+        if JobRequest.model_validate_json(row["request"]) != request:
+            raise IdempotencyConflictError(idempotency_key, int(row["id"]))
+        return int(row["id"]), False
+
+    async def discard_job(self, offset: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "DELETE FROM jobcast_jobs WHERE id = $1 AND NOT EXISTS"
+                " (SELECT 1 FROM jobcast_replies WHERE job_id = $1)",
+                offset,
+            )
+
+    async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
+        outcomes: list[StoreOutcome] = []
+        async with self._connection() as conn, conn.transaction():
+            for reply in replies:
+                outcomes.append(await _store_one(conn, reply))
+        return outcomes
+
+    async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, kind, value, produced_at FROM jobcast_replies"
+                " WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+                offset, after_seq,
+            )
+            if not rows and not await _job_exists(conn, offset):
+                raise UnknownOffsetError(offset)
+        return [reply_from_row(offset, *row) for row in rows]
+
+    async def job(self, offset: int) -> JobRecord:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT request, state, error, created_at, updated_at FROM jobcast_jobs"
+                " WHERE id = $1",
+                offset,
+            )
+            if row is None:
+                raise UnknownOffsetError(offset)
+            rows = await conn.fetch(
+                "SELECT seq, kind, value, produced_at FROM jobcast_replies"
+                " WHERE job_id = $1 ORDER BY seq",
+                offset,
+            )
+        return job_from_row(offset, *row, (reply_from_row(offset, *r) for r in rows))
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise LedgerUnavailableError("the PostgreSQL ledger is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _DOWN as exc:
+            raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+
+async def _job_exists(conn: Any, offset: int) -> bool:
+    return await conn.fetchval("SELECT 1 FROM jobcast_jobs WHERE id = $1", offset) is not None
+
+
+async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
+    if not await _job_exists(conn, reply.offset):
+        return StoreOutcome.UNKNOWN_OFFSET
+    inserted = await conn.fetchval(
+        "INSERT INTO jobcast_replies (job_id, seq, kind, value, produced_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+        reply.offset, reply.seq, reply.kind.value, dump_value(reply), reply.produced_at,
+    )
+    if inserted is None:
+        return StoreOutcome.DUPLICATE
+    if reply.kind is ReplyKind.RESULT:
+        await conn.execute(
+            "UPDATE jobcast_jobs SET state = $1, updated_at = now() WHERE id = $2 AND state = $3",
+            JobState.RUNNING.value, reply.offset, JobState.QUEUED.value,
+        )
+    else:
+        await conn.execute(
+            "UPDATE jobcast_jobs SET state = $1, error = $2, updated_at = now() WHERE id = $3",
+            state_after(reply.kind).value, error_text(reply), reply.offset,
+        )
+    return StoreOutcome.STORED

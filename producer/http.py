@@ -1,0 +1,33 @@
+"""The HTTP intake: POST /schedule."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+
+from contracts import JobAccepted, JobRequest
+from producer.service import Scheduler
+
+router = APIRouter(tags=["jobs"])
+
+ERRORS = {
+    409: {"description": "The Idempotency-Key was used before for another request."},
+    413: {"description": "The body is larger than JOBCAST_MAX_BODY_BYTES."},
+    422: {"description": "The body is not JSON, or not a valid JobRequest."},
+    503: {"description": "RabbitMQ did not confirm the job; no offset was handed out."},
+}
+
+
+def scheduler(request: Request) -> Scheduler:
+    """The gateway's Scheduler (set up by the composition root)."""
+    found: Scheduler = request.app.state.scheduler
+    return found
+
+
+@router.post("/schedule", response_model=JobAccepted, responses=ERRORS)  # type: ignore[arg-type]
+async def schedule_job(
+    job: JobRequest,
+    request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobAccepted:
+    """Schedule a job; answers at once with the offset that names it."""
+    return await scheduler(request).schedule(job, idempotency_key=idempotency_key)

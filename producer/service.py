@@ -1,0 +1,40 @@
+"""Scheduling a job: the one code path behind POST /schedule and jobcast.schedule."""
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from contracts import BrokerUnavailableError, Job, JobAccepted, JobRequest
+from ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+PublishJob = Callable[[Job], Awaitable[None]]
+"""Puts a job on jobcast.jobs and returns once RabbitMQ confirmed it."""
+
+
+class Scheduler:
+    """Allocates offsets durably and hands jobs to the broker."""
+
+    def __init__(self, ledger: Ledger, publish_job: PublishJob) -> None:
+        self._ledger = ledger
+        self._publish_job = publish_job
+
+    async def schedule(
+        self, request: JobRequest, idempotency_key: str | None = None, trace: dict[str, str] | None = None
+    ) -> JobAccepted:
+        """Record the job, publish it, then answer with its offset.
+
+        If RabbitMQ does not confirm, the job is forgotten and BrokerUnavailableError raised:
+        the caller never holds an offset for a job that will not run.
+        """
+        offset, created = await self._ledger.create_job(request, idempotency_key)
+        if not created:
+            logger.info("idempotent repeat offset=%s fn=%s", offset, request.fn)
+            return JobAccepted(offset=offset)
+        try:
+            await self._publish_job(Job(offset=offset, request=request, trace=trace or {}))
+        except BrokerUnavailableError:
+            await self._ledger.discard_job(offset)
+            raise
+        logger.info("scheduled offset=%s fn=%s", offset, request.fn)
+        return JobAccepted(offset=offset)

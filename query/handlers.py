@@ -1,0 +1,76 @@
+"""The query side's broker edge: replies into the ledger, and resume points for workers."""
+
+import asyncio
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitRouter
+from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
+from pydantic import ValidationError
+
+from contracts import LedgerUnavailableError, Progress, ProgressQuery, Reply, UnknownOffsetError
+from contracts.errors import describe
+from contracts.publishing import dead_letter
+from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE
+from ledger import StoreOutcome
+from ledger.base import progress
+from query.batcher import ReplyBatcher
+from query.service import Results
+
+logger = logging.getLogger(__name__)
+
+RETRY_CAP_SECONDS = 5.0
+
+
+def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> RabbitRouter:
+    """A router that stores every reply once and answers workers' resume questions."""
+    router = RabbitRouter()
+
+    @router.subscriber(
+        LEDGER_QUEUE,
+        REPLIES_EXCHANGE,
+        channel=Channel(prefetch_count=prefetch),
+        ack_policy=AckPolicy.MANUAL,
+        title="jobcast.ledger:on_reply",
+    )
+    async def on_reply(msg: RabbitMessage, broker: RabbitBroker) -> None:
+        """Store a reply in the ledger; ack only once it is committed."""
+        try:
+            reply = Reply.model_validate_json(msg.body)
+        except ValidationError as exc:
+            await dead_letter(broker, msg, reason=f"invalid reply: {describe(exc)}",
+                              source=LEDGER_QUEUE)
+            return
+        outcome = await _store_until_committed(batcher, reply)
+        if outcome is StoreOutcome.UNKNOWN_OFFSET:
+            await dead_letter(
+                broker, msg, reason=f"reply for offset {reply.offset}, never handed out",
+                source=LEDGER_QUEUE,
+            )
+            return
+        await msg.ack()
+        if outcome is StoreOutcome.STORED:
+            results.hub.notify(reply.offset)
+
+    @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress")
+    async def on_progress(query: ProgressQuery) -> Progress:
+        """Tell a worker where a redelivered job resumes."""
+        try:
+            return await progress(results.ledger, query.offset)
+        except UnknownOffsetError:
+            return Progress(offset=query.offset, next_seq=0)
+
+    return router
+
+
+async def _store_until_committed(batcher: ReplyBatcher, reply: Reply) -> StoreOutcome:
+    """Store, retrying while the database is down: the reply waits, unacked, never dropped."""
+    delay = 0.1
+    while True:
+        try:
+            return await batcher.store(reply)
+        except LedgerUnavailableError as exc:
+            logger.warning("ledger unavailable, retrying in %.1fs offset=%s seq=%s: %s",
+                           delay, reply.offset, reply.seq, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP_SECONDS)

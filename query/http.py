@@ -1,0 +1,50 @@
+"""The HTTP query side: GET /messages/{offset} and GET /jobs/{offset}."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import JsonValue
+
+from contracts import JobRecord
+from query.service import Results
+
+router = APIRouter(tags=["results"])
+
+Offset = Annotated[int, Path(ge=0, description="The offset POST /schedule answered with.")]
+
+ERRORS = {
+    404: {"description": "Offset not found: it was never handed out.",
+          "content": {"application/json": {"example": {"detail": "Offset not found"}}}},
+    422: {"description": "The offset is not a non-negative integer."},
+    503: {"description": "The ledger cannot be read right now."},
+}
+
+MAX_WAIT_SECONDS = 60.0
+
+
+def results(request: Request) -> Results:
+    """The gateway's Results (set up by the composition root)."""
+    found: Results = request.app.state.results
+    return found
+
+
+@router.get("/messages/{offset}", response_model=list[JsonValue], responses=ERRORS)  # type: ignore[arg-type]
+async def read_messages(
+    offset: Offset,
+    request: Request,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
+                                 description="Long poll: wait up to this many seconds "
+                                             "for a reply newer than `after`.")] = 0,
+    after: Annotated[int, Query(ge=-1, description="With wait: the last seq already seen.")] = -1,
+) -> list[JsonValue]:
+    """The job's results so far, in step order; `[]` before the first."""
+    found = results(request)
+    if wait > 0:
+        await found.wait_for(offset, after, timeout=wait)
+    return await found.messages(offset)
+
+
+@router.get("/jobs/{offset}", response_model=JobRecord, responses=ERRORS)  # type: ignore[arg-type]
+async def read_job(offset: Offset, request: Request) -> JobRecord:
+    """The job's state, request, replies, timestamps and error."""
+    return await results(request).job(offset)

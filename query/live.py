@@ -1,0 +1,63 @@
+"""Waking whoever follows a job when one of its replies is stored."""
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Watch:
+    """One follower's doorbell for one offset."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def arm(self) -> None:
+        """Call before reading the ledger: a reply stored after this rings the bell."""
+        self._event.clear()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for the bell or `timeout`; True if it rang."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def ring(self) -> None:
+        self._event.set()
+
+
+class ReplyHub:
+    """Per-offset wake-ups for long polls and streams in this process.
+
+    Followers arm, read the ledger, then wait; `notify` is called after each commit. Followers
+    also re-read on a short timeout, so replies stored by another gateway reach them too.
+    """
+
+    def __init__(self) -> None:
+        self._watches: dict[int, set[Watch]] = defaultdict(set)
+
+    def notify(self, offset: int) -> None:
+        """A reply of `offset` was stored."""
+        for watch in self._watches.get(offset, ()):
+            watch.ring()
+
+    @contextmanager
+    def watch(self, offset: int) -> Iterator[Watch]:
+        """Follow `offset` for the duration of the block."""
+        watch = Watch()
+        self._watches[offset].add(watch)
+        try:
+            yield watch
+        finally:
+            watches = self._watches[offset]
+            watches.discard(watch)
+            if not watches:
+                del self._watches[offset]
+
+    @property
+    def followers(self) -> int:
+        """How many followers are waiting, over all offsets."""
+        return sum(len(w) for w in self._watches.values())

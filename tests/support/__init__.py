@@ -1,0 +1,1 @@
+"""Shared test helpers: the real broker, throwaway vhosts and databases, jobcast processes."""
