@@ -77,6 +77,8 @@ def worker_router(worker: Worker) -> RabbitRouter:
             await dead_letter(broker, msg, reason=result.reason or "failed", source=JOBS_QUEUE)
         else:
             await msg.ack()
+        logger.info("job %s offset=%s fn=%s steps_run=%s delivery=%s", result.outcome,
+                    job.offset, job.request.fn, result.steps_run, deliveries)
 
     return router
 

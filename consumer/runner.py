@@ -98,7 +98,9 @@ async def _run_step(
     loop = asyncio.get_running_loop()
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(retry.attempts),
-        wait=wait_exponential_jitter(initial=retry.initial_seconds, max=retry.max_seconds),
+        wait=wait_exponential_jitter(
+            multiplier=retry.initial_seconds, max=retry.max_seconds, jitter=retry.initial_seconds
+        ),
         retry=retry_if_not_exception_type(PermanentStepError),
         reraise=True,
     ):

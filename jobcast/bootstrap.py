@@ -47,17 +47,19 @@ def _safe(broker: RabbitBroker) -> str:
     return url.split("@")[-1]
 
 
-def broker_connected(broker: RabbitBroker) -> bool:
-    """True while the broker connection is up (False while it reconnects)."""
+def broker_reconnecting(broker: RabbitBroker) -> bool:
+    """True while an established broker connection is lost and being re-established."""
+    # NOTE: FastStream exposes the aio-pika connection only as `_connection` (its own
+    # `Connection` annotation reads the same attribute); None before start and under tests.
     connection = getattr(broker, "_connection", None)
-    return connection is not None and connection.connected.is_set()
+    return connection is not None and not connection.connected.is_set()
 
 
 def job_publisher(broker: RabbitBroker, settings: Settings) -> PublishJob:
     """Publishes jobs persistently with confirms; fails fast while the broker is away."""
 
     async def publish(job: Job) -> None:
-        if not broker_connected(broker):
+        if broker_reconnecting(broker):
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
         await publish_confirmed(broker, job, queue=JOBS_QUEUE,
                                 timeout=settings.publish_timeout_seconds)

@@ -4,9 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from contracts import LedgerUnavailableError
-from jobcast.bootstrap import broker_connected
 
 router = APIRouter(tags=["operations"])
+
+READY_TIMEOUT_SECONDS = 0.5
 
 
 @router.get("/health")
@@ -18,7 +19,8 @@ async def health() -> dict[str, str]:
 @router.get("/ready", responses={503: {"description": "Broker or ledger unavailable."}})
 async def ready(request: Request) -> JSONResponse:
     """Ready to take jobs: RabbitMQ connected and the ledger answering."""
-    checks = {"broker": broker_connected(request.app.state.broker), "ledger": True}
+    checks = {"broker": await request.app.state.broker.ping(timeout=READY_TIMEOUT_SECONDS),
+              "ledger": True}
     try:
         await request.app.state.ledger.ping()
     except LedgerUnavailableError:

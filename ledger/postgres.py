@@ -80,16 +80,18 @@ class PostgresLedger:
     ) -> tuple[int, bool]:
         body = request.model_dump_json()
         async with self._connection() as conn:
-            offset = await conn.fetchval(
-                "INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-                body, request.fn, JobState.QUEUED.value, idempotency_key,
-            )
-            if offset is not None:
-                return int(offset), True
-            row = await conn.fetchrow(
-                "SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", idempotency_key
-            )
+            # NOTE: look the key up first: an INSERT that hits the conflict still burns an offset.
+            row = None if idempotency_key is None else await _by_key(conn, idempotency_key)
+            if row is None:
+                offset = await conn.fetchval(
+                    "INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING"
+                    " RETURNING id",
+                    body, request.fn, JobState.QUEUED.value, idempotency_key,
+                )
+                if offset is not None:
+                    return int(offset), True
+                row = await _by_key(conn, idempotency_key)  # lost a race for the same key
         assert row is not None and idempotency_key is not None  # the conflict proves the row
         if JobRequest.model_validate_json(row["request"]) != request:
             raise IdempotencyConflictError(idempotency_key, int(row["id"]))
@@ -146,6 +148,10 @@ class PostgresLedger:
                 yield conn
         except _DOWN as exc:
             raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+
+async def _by_key(conn: Any, key: str | None) -> Any:
+    return await conn.fetchrow("SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", key)
 
 
 async def _job_exists(conn: Any, offset: int) -> bool:

@@ -1,0 +1,144 @@
+"""The ledger on a real database: SQLite file and PostgreSQL, the same expectations."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from contracts import IdempotencyConflictError, JobRequest, JobState, Reply, UnknownOffsetError
+from ledger import Ledger, StoreOutcome, open_ledger
+from ledger.base import progress
+
+pytestmark = pytest.mark.integration
+
+REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    opened = open_ledger(database_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def reply(offset: int, seq: int, kind: str = "result", value: object = None) -> Reply:
+    return Reply(offset=offset, seq=seq, kind=kind, value=value or f"result{seq + 1}")
+
+
+async def test_offsets_start_at_zero_and_are_unique_under_concurrency(ledger):
+    created = await asyncio.gather(*(ledger.create_job(REQUEST) for _ in range(50)))
+    assert sorted(offset for offset, _ in created) == list(range(50))
+    assert all(new for _, new in created)
+
+
+async def test_offsets_are_never_reused_after_a_restart_or_a_discard(database_url):
+    first = open_ledger(database_url)
+    await first.open()
+    a, _ = await first.create_job(REQUEST)
+    b, _ = await first.create_job(REQUEST)
+    await first.discard_job(b)
+    await first.close()
+
+    second = open_ledger(database_url)
+    await second.open()
+    c, _ = await second.create_job(REQUEST)
+    await second.close()
+    assert (a, b, c) == (0, 1, 2)
+
+
+async def test_a_new_job_is_queued_with_no_results(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    record = await ledger.job(offset)
+    assert (record.state, record.request, record.replies) == (JobState.QUEUED, REQUEST, [])
+    assert await ledger.replies(offset) == []
+
+
+async def test_unknown_offsets_are_told_apart_from_empty_jobs(ledger):
+    with pytest.raises(UnknownOffsetError):
+        await ledger.replies(999)
+    with pytest.raises(UnknownOffsetError):
+        await ledger.job(999)
+
+
+async def test_replies_are_kept_in_step_order_and_move_the_state(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies([reply(offset, 1)])
+    await ledger.store_replies([reply(offset, 0)])
+    assert (await ledger.job(offset)).state is JobState.RUNNING
+    await ledger.store_replies([reply(offset, 2), reply(offset, 3, "done", "done")])
+    record = await ledger.job(offset)
+    assert record.state is JobState.DONE
+    assert [r.value for r in record.replies] == ["result1", "result2", "result3", "done"]
+    assert [r.value for r in await ledger.replies(offset, after_seq=1)] == ["result3", "done"]
+
+
+async def test_the_same_reply_twice_is_stored_once(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    first = await ledger.store_replies([reply(offset, 0)])
+    again = await asyncio.gather(*(ledger.store_replies([reply(offset, 0)]) for _ in range(5)))
+    assert first == [StoreOutcome.STORED]
+    assert all(outcome == [StoreOutcome.DUPLICATE] for outcome in again)
+    assert len(await ledger.replies(offset)) == 1
+
+
+async def test_a_reply_for_an_offset_never_handed_out_is_not_stored(ledger):
+    assert await ledger.store_replies([reply(41, 0)]) == [StoreOutcome.UNKNOWN_OFFSET]
+    with pytest.raises(UnknownOffsetError):
+        await ledger.replies(41)
+
+
+async def test_a_failed_job_keeps_its_error(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies([reply(offset, 0), reply(offset, 1, "error", "step 1 failed")])
+    record = await ledger.job(offset)
+    assert (record.state, record.error) == (JobState.FAILED, "step 1 failed")
+
+
+async def test_an_idempotency_key_returns_the_first_offset(ledger):
+    first = await ledger.create_job(REQUEST, idempotency_key="k-1")
+    repeats = await asyncio.gather(*(ledger.create_job(REQUEST, "k-1") for _ in range(5)))
+    assert first == (0, True)
+    assert set(repeats) == {(0, False)}
+    assert (await ledger.create_job(REQUEST, "k-2"))[0] == 1
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_a_conflict(ledger):
+    await ledger.create_job(REQUEST, idempotency_key="k")
+    other = REQUEST.model_copy(update={"fn": "other"})
+    with pytest.raises(IdempotencyConflictError):
+        await ledger.create_job(other, idempotency_key="k")
+
+
+async def test_a_discarded_job_is_gone(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.discard_job(offset)
+    with pytest.raises(UnknownOffsetError):
+        await ledger.job(offset)
+
+
+async def test_progress_is_where_a_redelivered_job_resumes(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    assert (await progress(ledger, offset)).next_seq == 0
+    await ledger.store_replies([reply(offset, 0), reply(offset, 1)])
+    resume = await progress(ledger, offset)
+    assert (resume.next_seq, resume.previous, resume.finished) == (2, "result2", False)
+    await ledger.store_replies([reply(offset, 2), reply(offset, 3, "done", "done")])
+    assert (await progress(ledger, offset)).finished
+
+
+async def test_values_may_be_any_json(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies([reply(offset, 0, value={"rows": [1, 2], "ok": True})])
+    assert (await ledger.replies(offset))[0].value == {"rows": [1, 2], "ok": True}
+
+
+async def test_ping_answers_while_the_database_is_up(ledger):
+    await ledger.ping()
+
+
+def test_unsupported_urls_are_refused_clearly():
+    with pytest.raises(ValueError, match="unsupported ledger URL"):
+        open_ledger("mysql://x")
+    with pytest.raises(ValueError, match="needs a file"):
+        open_ledger("sqlite://")

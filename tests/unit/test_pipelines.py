@@ -1,0 +1,56 @@
+"""Pipelines: declaring, finding and loading them."""
+
+import pytest
+
+from consumer.pipelines import Pipeline, Registry, StepContext, load_registry
+from contracts import JobRequest, UnknownPipelineError
+
+
+def test_steps_run_in_the_order_they_are_declared():
+    greet = Pipeline("greet")
+
+    @greet.step
+    async def first(ctx: StepContext) -> str:
+        return "a"
+
+    @greet.step
+    async def second(ctx: StepContext) -> str:
+        return "b"
+
+    assert greet.steps == [first, second]
+
+
+def test_an_unknown_fn_names_the_pipelines_that_exist():
+    registry = Registry([Pipeline("a", steps=[_noop]), Pipeline("b", steps=[_noop])])
+    with pytest.raises(UnknownPipelineError, match=r"'nope'.*a, b"):
+        registry.get("nope")
+
+
+def test_two_pipelines_with_one_name_are_refused():
+    with pytest.raises(ValueError, match="two pipelines"):
+        Registry([Pipeline("a", steps=[_noop]), Pipeline("a", steps=[_noop])])
+
+
+def test_a_pipeline_without_steps_is_refused():
+    with pytest.raises(ValueError, match="no steps"):
+        Registry([Pipeline("empty")])
+
+
+def test_modules_are_scanned_for_pipelines():
+    registry = load_registry(["consumer.builtin", "tests.unit.example_pipelines"])
+    assert registry.names() == ["default_fn", "shout"]
+
+
+async def test_the_default_pipeline_gives_the_examples_results():
+    pipeline = load_registry(["consumer.builtin"]).get("default_fn")
+    request = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
+    values = [
+        await step(StepContext(0, seq, request, None, step_seconds=0))
+        for seq, step in enumerate(pipeline.steps)
+    ]
+    assert values == ["result1", "result2", "result3"]
+    assert pipeline.done_value == "done"
+
+
+async def _noop(ctx: StepContext) -> None:
+    return None

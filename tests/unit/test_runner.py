@@ -1,0 +1,148 @@
+"""Running a job: results published in order, retries, failures, resume and hand-back."""
+
+import asyncio
+
+import pytest
+
+from consumer.pipelines import Pipeline, StepContext
+from consumer.runner import Outcome, RetryPolicy, run_job
+from contracts import Job, JobRequest, PermanentStepError, Progress, Reply, ReplyKind
+
+FAST = RetryPolicy(attempts=3, initial_seconds=0, max_seconds=0)
+
+
+def job(fn: str = "p", offset: int = 7) -> Job:
+    return Job(offset=offset, request=JobRequest(deployment="Docker", framework="FastAPI", fn=fn))
+
+
+class Published(list[Reply]):
+    async def __call__(self, reply: Reply) -> None:
+        self.append(reply)
+
+    def values(self) -> list[object]:
+        return [(r.seq, r.kind.value, r.value) for r in self]
+
+
+def counting(name: str = "p", steps: int = 3) -> tuple[Pipeline, list[int]]:
+    ran: list[int] = []
+
+    async def step(ctx: StepContext) -> str:
+        ran.append(ctx.seq)
+        return f"{ctx.previous or ''}{ctx.seq}"
+
+    return Pipeline(name, steps=[step] * steps), ran
+
+
+async def test_each_result_then_done_in_step_order():
+    pipeline, _ = counting()
+    published = Published()
+    result = await run_job(job(), pipeline, published, retry=FAST)
+    assert result.outcome is Outcome.DONE
+    assert published.values() == [
+        (0, "result", "0"), (1, "result", "01"), (2, "result", "012"), (3, "done", "done")
+    ]
+    assert {r.offset for r in published} == {7}
+
+
+async def test_each_result_is_published_before_the_next_step_starts():
+    published = Published()
+    seen_before_step: list[int] = []
+
+    async def step(ctx: StepContext) -> int:
+        seen_before_step.append(len(published))
+        return ctx.seq
+
+    await run_job(job(), Pipeline("p", steps=[step] * 3), published, retry=FAST)
+    assert seen_before_step == [0, 1, 2]
+
+
+async def test_a_resumed_job_continues_after_its_last_recorded_step():
+    pipeline, ran = counting()
+    published = Published()
+    start = Progress(offset=7, next_seq=2, previous="01")
+    await run_job(job(), pipeline, published, start=start, retry=FAST)
+    assert ran == [2]
+    assert published.values() == [(2, "result", "012"), (3, "done", "done")]
+
+
+async def test_a_flaky_step_is_retried_until_it_succeeds():
+    calls = 0
+
+    async def flaky(ctx: StepContext) -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise RuntimeError("not yet")
+        return f"ok after {ctx.attempt}"
+
+    published = Published()
+    result = await run_job(job(), Pipeline("p", steps=[flaky]), published, retry=FAST)
+    assert result.outcome is Outcome.DONE
+    assert published.values()[0] == (0, "result", "ok after 3")
+
+
+async def test_a_step_that_keeps_failing_fails_the_job_with_its_reason():
+    async def broken(ctx: StepContext) -> str:
+        raise ValueError("disk on fire")
+
+    published = Published()
+    result = await run_job(job(), Pipeline("p", steps=[broken]), published, retry=FAST)
+    assert result.outcome is Outcome.FAILED
+    (error,) = published
+    assert (error.seq, error.kind) == (0, ReplyKind.ERROR)
+    assert "disk on fire" in str(error.value) and "ValueError" in str(error.value)
+
+
+async def test_a_permanent_error_is_not_retried():
+    calls = 0
+
+    async def refuses(ctx: StepContext) -> str:
+        nonlocal calls
+        calls += 1
+        raise PermanentStepError("bad input")
+
+    result = await run_job(job(), Pipeline("p", steps=[refuses]), Published(), retry=FAST)
+    assert (result.outcome, calls) == (Outcome.FAILED, 1)
+
+
+async def test_backoff_grows_between_attempts():
+    moments: list[float] = []
+
+    async def broken(ctx: StepContext) -> str:
+        moments.append(asyncio.get_running_loop().time())
+        raise RuntimeError
+
+    policy = RetryPolicy(attempts=3, initial_seconds=0.05, max_seconds=1)
+    await run_job(job(), Pipeline("p", steps=[broken]), Published(), retry=policy)
+    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    assert len(gaps) == 2
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1
+
+
+async def test_a_stopping_worker_hands_the_job_back_after_the_running_step():
+    stopping = asyncio.Event()
+
+    async def step(ctx: StepContext) -> int:
+        stopping.set()  # SIGTERM arrives while the first step runs
+        return ctx.seq
+
+    published = Published()
+    result = await run_job(
+        job(), Pipeline("p", steps=[step] * 3), published, retry=FAST, stopping=stopping
+    )
+    assert result.outcome is Outcome.HANDED_BACK
+    assert published.values() == [(0, "result", 0)]
+
+
+@pytest.mark.parametrize("ok", [True, False])
+async def test_every_attempt_is_observed(ok):
+    seen: list[tuple[str, int, bool]] = []
+
+    async def step(ctx: StepContext) -> int:
+        if not ok:
+            raise RuntimeError
+        return 1
+
+    await run_job(job(), Pipeline("p", steps=[step]), Published(), retry=FAST,
+                  observe=lambda fn, seq, seconds, good: seen.append((fn, seq, good)))
+    assert seen == ([("p", 0, True)] if ok else [("p", 0, False)] * 3)
