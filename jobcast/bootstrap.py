@@ -31,20 +31,15 @@ def create_broker(settings: Settings, routers: list[RabbitRouter]) -> RabbitBrok
     )
 
 
-async def start_broker(broker: RabbitBroker) -> None:
+async def start_broker(broker: RabbitBroker, settings: Settings) -> None:
     """Connect, declare the topology, start consuming; BrokerUnavailableError if unreachable."""
     try:
         await broker.connect()
         await declare_topology(broker)
         await broker.start()
     except (OSError, aiormq.exceptions.AMQPError) as exc:
-        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {_safe(broker)}: {exc!r}") from exc
-
-
-def _safe(broker: RabbitBroker) -> str:
-    """The broker URL without its password, for messages."""
-    url = str(getattr(broker.config, "url", "")) or "the configured URL"
-    return url.split("@")[-1]
+        where = settings.amqp_url.rsplit("@", 1)[-1]  # never the password
+        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}") from exc
 
 
 def broker_reconnecting(broker: RabbitBroker) -> bool:

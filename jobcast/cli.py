@@ -23,18 +23,22 @@ def _settings() -> Settings:
 
 
 def _serve_http(settings: Settings, *, with_worker: bool) -> None:
+    app = create_app(settings, with_worker=with_worker)
+    # NOTE: the lifespan runs here rather than inside uvicorn, so a broker that cannot be
+    # reached at start-up ends the process with a clear message instead of a traceback.
     config = uvicorn.Config(
-        create_app(settings, with_worker=with_worker),
-        host=settings.host, port=settings.port, log_config=None,
+        app, host=settings.host, port=settings.port, log_config=None, lifespan="off",
         timeout_graceful_shutdown=int(settings.grace_seconds) or None,
     )
-    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await uvicorn.Server(config).serve()
+
     try:
-        asyncio.run(server.serve())
+        asyncio.run(run())
     except (BrokerUnavailableError, LedgerUnavailableError) as exc:
         _fail(exc)
-    if not server.started:
-        _fail("the gateway did not start (see the log above)")
 
 
 def _fail(reason: object) -> None:

@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.open()
         try:
-            await start_broker(broker)
+            await start_broker(broker, settings)
             logger.info("gateway ready on %s:%s (worker in process: %s)",
                         settings.host, settings.port, worker is not None)
             yield

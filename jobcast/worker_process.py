@@ -19,7 +19,7 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await start_broker(broker)
+    await start_broker(broker, settings)
     logger.info("worker consuming; pipelines: %s; concurrency %s",
                 ", ".join(worker.registry.names()), worker.concurrency)
     try:
