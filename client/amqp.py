@@ -1,0 +1,107 @@
+"""The client's AMQP transport: schedule over jobcast.schedule (RPC), follow reply.<offset>."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from client.errors import ScheduleRejectedError
+from contracts import BrokerUnavailableError, JobAccepted, JobRequest, Reply, ScheduleRejected
+from contracts.topology import REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""RabbitMQ's pseudo-queue for RPC answers: no queue to declare or delete."""
+
+_BROKER_FAILURES = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException)
+
+
+class AmqpTransport:
+    """One connection to RabbitMQ, opened on first use."""
+
+    def __init__(self, amqp_url: str, timeout: float = 10.0) -> None:
+        self._url = amqp_url
+        self._timeout = timeout
+        self._connection: AbstractRobustConnection | None = None
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _connect(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            try:
+                self._connection = await aio_pika.connect_robust(self._url, timeout=self._timeout)
+            except _BROKER_FAILURES as exc:
+                where = urlsplit(self._url).netloc.split("@")[-1]
+                raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc!r}") from exc
+        return self._connection
+
+    async def schedule(self, request: JobRequest, idempotency_key: str | None) -> JobAccepted:
+        """Publish the request on jobcast.schedule and wait for its {"offset": n}."""
+        connection = await self._connect()
+        correlation_id = uuid.uuid4().hex
+        try:
+            async with connection.channel(publisher_confirms=True) as channel:
+                answers: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+                direct = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                await direct.consume(answers.put, no_ack=True)
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        request.model_dump_json().encode(),
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        correlation_id=correlation_id,
+                        reply_to=DIRECT_REPLY_TO,
+                        # NOTE: the intake treats message_id as the idempotency key.
+                        message_id=idempotency_key or uuid.uuid4().hex,
+                    ),
+                    routing_key=SCHEDULE_QUEUE.name,
+                    mandatory=True,
+                    timeout=self._timeout,
+                )
+                async with asyncio.timeout(self._timeout):
+                    while (answer := await answers.get()).correlation_id != correlation_id:
+                        pass
+        except TimeoutError as exc:
+            raise BrokerUnavailableError(
+                f"no answer on {SCHEDULE_QUEUE.name} within {self._timeout}s"
+            ) from exc
+        except _BROKER_FAILURES as exc:
+            raise BrokerUnavailableError(f"scheduling over AMQP failed: {exc!r}") from exc
+        return _accepted(answer.body)
+
+    @asynccontextmanager
+    async def subscription(self, offset: int) -> AsyncIterator["asyncio.Queue[Reply]"]:
+        """A temporary exclusive queue bound to reply.<offset>; its replies land in the queue."""
+        connection = await self._connect()
+        replies: asyncio.Queue[Reply] = asyncio.Queue()
+
+        async def on_reply(message: AbstractIncomingMessage) -> None:
+            replies.put_nowait(Reply.model_validate_json(message.body))
+
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await queue.bind(REPLIES_EXCHANGE.name, routing_key=reply_key(offset))
+            await queue.consume(on_reply, no_ack=True)
+        except _BROKER_FAILURES as exc:
+            raise BrokerUnavailableError(
+                f"cannot subscribe to {reply_key(offset)}: {exc!r}"
+            ) from exc
+        try:
+            yield replies
+        finally:
+            await channel.close()
+
+
+def _accepted(body: bytes) -> JobAccepted:
+    if b'"offset"' in body:
+        return JobAccepted.model_validate_json(body)
+    rejected = ScheduleRejected.model_validate_json(body)
+    raise ScheduleRejectedError(rejected.error, rejected.detail)

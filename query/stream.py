@@ -1,0 +1,74 @@
+"""Following a job over HTTP: GET /messages/{offset}/stream as Server-Sent Events."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from contracts import Reply
+from query.http import ERRORS, Offset, results
+from query.service import Results
+
+router = APIRouter(tags=["results"])
+
+PING_SECONDS = 15
+"""A comment line this often keeps proxies from closing a quiet stream."""
+
+STREAM_DOC = {
+    200: {
+        "description": (
+            "A `text/event-stream`: one event per reply, history first, then live, until the "
+            "final one (`done` or `error`), then the stream closes. Each event's `id` is the "
+            "reply's `seq`, its `event` the reply's `kind`, its `data` the Reply as JSON."
+        ),
+        "content": {
+            "text/event-stream": {
+                "example": (
+                    'id: 0\nevent: result\ndata: {"offset":0,"seq":0,"kind":"result",'
+                    '"value":"result1","produced_at":"2026-01-01T00:00:01Z"}\n\n'
+                    'id: 3\nevent: done\ndata: {"offset":0,"seq":3,"kind":"done",'
+                    '"value":"done","produced_at":"2026-01-01T00:00:04Z"}\n\n'
+                )
+            }
+        },
+    },
+    **ERRORS,
+}
+
+
+def reply_event(reply: Reply) -> ServerSentEvent:
+    """One reply as one SSE event: id = seq, event = kind, data = the Reply as JSON."""
+    return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=str(reply.seq))
+
+
+@router.get("/messages/{offset}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)  # type: ignore[arg-type]
+async def stream_messages(
+    offset: Offset,
+    request: Request,
+    last_event_id: Annotated[
+        int | None,
+        Header(ge=-1, description="Resume after this seq (browsers send it on reconnect)."),
+    ] = None,
+    after: Annotated[
+        int, Query(ge=-1, description="Start after this seq (when no Last-Event-ID is sent).")
+    ] = -1,
+) -> EventSourceResponse:
+    """Follow the job live: every reply, history then live, then a final event, then close."""
+    found = results(request)
+    start = last_event_id if last_event_id is not None else after
+    # NOTE: read once before streaming, so an unknown offset is a plain 404, not a broken stream.
+    history = await found.ledger.replies(offset, start)
+    return EventSourceResponse(_events(found, offset, start, history), ping=PING_SECONDS)
+
+
+async def _events(
+    found: Results, offset: int, after: int, history: list[Reply]
+) -> AsyncIterator[ServerSentEvent]:
+    for reply in history:
+        yield reply_event(reply)
+        after = reply.seq
+        if reply.is_final:
+            return
+    async for reply in found.follow(offset, after):
+        yield reply_event(reply)
