@@ -7,12 +7,12 @@ from faststream.rabbit import Channel, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
+from consumer.runner import Outcome, run_job
+from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
 from contracts.errors import BrokerUnavailableError, describe
 from contracts.publishing import dead_letter, publish_confirmed
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE, reply_key
-from consumer.runner import Outcome, run_job
-from consumer.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +32,17 @@ def worker_router(worker: Worker) -> RabbitRouter:
         try:
             job = Job.model_validate_json(msg.body)
         except ValidationError as exc:
-            await dead_letter(broker, msg, reason=f"invalid job: {describe(exc)}",
-                              source=JOBS_QUEUE)
+            await dead_letter(
+                broker, msg, reason=f"invalid job: {describe(exc)}", source=JOBS_QUEUE
+            )
             return
 
         async def publish(reply: Reply) -> None:
             await publish_confirmed(
-                broker, reply, exchange=REPLIES_EXCHANGE, routing_key=reply_key(reply.offset),
+                broker,
+                reply,
+                exchange=REPLIES_EXCHANGE,
+                routing_key=reply_key(reply.offset),
                 timeout=worker.publish_timeout,
             )
 
@@ -49,19 +53,24 @@ def worker_router(worker: Worker) -> RabbitRouter:
             try:
                 pipeline = worker.registry.get(job.request.fn)
             except UnknownPipelineError as exc:
-                await publish(Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR,
-                                    value=str(exc)))
+                await publish(Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc)))
                 await dead_letter(broker, msg, reason=str(exc), source=JOBS_QUEUE)
                 return
-            start = await _resume_point(broker, worker, job) if msg.raw_message.redelivered \
-                else None
+            start = (
+                await _resume_point(broker, worker, job) if msg.raw_message.redelivered else None
+            )
             if start is not None and start.finished:
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
                 return
             result = await run_job(
-                job, pipeline, publish, start=start, retry=worker.retry,
-                step_seconds=worker.step_seconds, stopping=worker.stopping,
+                job,
+                pipeline,
+                publish,
+                start=start,
+                retry=worker.retry,
+                step_seconds=worker.step_seconds,
+                stopping=worker.stopping,
                 observe=worker.observe,
             )
         except BrokerUnavailableError:
@@ -77,8 +86,14 @@ def worker_router(worker: Worker) -> RabbitRouter:
             await dead_letter(broker, msg, reason=result.reason or "failed", source=JOBS_QUEUE)
         else:
             await msg.ack()
-        logger.info("job %s offset=%s fn=%s steps_run=%s delivery=%s", result.outcome,
-                    job.offset, job.request.fn, result.steps_run, deliveries)
+        logger.info(
+            "job %s offset=%s fn=%s steps_run=%s delivery=%s",
+            result.outcome,
+            job.offset,
+            job.request.fn,
+            result.steps_run,
+            deliveries,
+        )
 
     return router
 
@@ -87,7 +102,8 @@ async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progr
     """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
     try:
         answer = await broker.request(
-            ProgressQuery(offset=job.offset), queue=PROGRESS_QUEUE,
+            ProgressQuery(offset=job.offset),
+            queue=PROGRESS_QUEUE,
             timeout=worker.resume_timeout,
         )
         return Progress.model_validate_json(answer.body)

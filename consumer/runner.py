@@ -14,8 +14,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from contracts import Job, PermanentStepError, Progress, Reply, ReplyKind
 from consumer.pipelines import Pipeline, StepContext
+from contracts import Job, PermanentStepError, Progress, Reply, ReplyKind
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +109,23 @@ async def _run_step(
             began = loop.time()
             try:
                 value = await step(
-                    StepContext(ctx.offset, ctx.seq, ctx.request, ctx.previous,
-                                ctx.step_seconds, attempt=number)
+                    StepContext(
+                        ctx.offset,
+                        ctx.seq,
+                        ctx.request,
+                        ctx.previous,
+                        ctx.step_seconds,
+                        attempt=number,
+                    )
                 )
             except Exception:
                 logger.warning(
                     "step failed offset=%s fn=%s seq=%s attempt=%s",
-                    ctx.offset, pipeline.name, ctx.seq, number, exc_info=True,
+                    ctx.offset,
+                    pipeline.name,
+                    ctx.seq,
+                    number,
+                    exc_info=True,
                 )
                 if observe is not None:
                     observe(pipeline.name, ctx.seq, loop.time() - began, False)

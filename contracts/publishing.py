@@ -57,7 +57,11 @@ async def publish_confirmed(
 
 
 async def dead_letter(
-    broker: RabbitBroker, message: RabbitMessage, *, reason: str, source: RabbitQueue,
+    broker: RabbitBroker,
+    message: RabbitMessage,
+    *,
+    reason: str,
+    source: RabbitQueue,
     timeout: float = 5.0,
 ) -> None:
     """Move `message` to jobcast.dead with the reason in its headers, then ack the original.
@@ -67,12 +71,18 @@ async def dead_letter(
     """
     raw = message.raw_message
     headers = {**(raw.headers or {}), HEADER_REASON: reason[:1000], HEADER_SOURCE: source.name}
-    logger.warning("dead-lettering message_id=%s from=%s reason=%s",
-                   raw.message_id, source.name, reason[:200])
+    logger.warning(
+        "dead-lettering message_id=%s from=%s reason=%s", raw.message_id, source.name, reason[:200]
+    )
     try:
         await publish_confirmed(
-            broker, raw.body, exchange=DEAD_LETTER_EXCHANGE, routing_key=source.name,
-            headers=headers, message_id=raw.message_id, timeout=timeout,
+            broker,
+            raw.body,
+            exchange=DEAD_LETTER_EXCHANGE,
+            routing_key=source.name,
+            headers=headers,
+            message_id=raw.message_id,
+            timeout=timeout,
         )
     except BrokerUnavailableError:
         await message.reject(requeue=False)

@@ -10,6 +10,7 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 
 if TYPE_CHECKING:
     from faststream.rabbit import RabbitBroker
+    from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 DELIVERY_LIMIT = 10
 """Broker-side backstop: a message redelivered more often than this is dead-lettered.
@@ -22,7 +23,7 @@ DEAD_QUEUE = RabbitQueue("jobcast.dead", queue_type=QueueType.QUORUM)
 
 REPLIES_EXCHANGE = RabbitExchange("jobcast.replies", type=ExchangeType.TOPIC, durable=True)
 
-_DEAD_LETTERED = {
+_DEAD_LETTERED: "QuorumQueueArgs" = {
     "x-delivery-limit": DELIVERY_LIMIT,
     "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
     # NOTE: at-least-once dead-lettering keeps a message until jobcast.dead confirms it;
@@ -49,9 +50,7 @@ LEDGER_QUEUE = RabbitQueue(
 )
 """The query side's durable queue on the reply topic: replies wait here while it is down."""
 
-PROGRESS_QUEUE = RabbitQueue(
-    "jobcast.progress", durable=True, arguments={"x-message-ttl": 30_000}
-)
+PROGRESS_QUEUE = RabbitQueue("jobcast.progress", durable=True, arguments={"x-message-ttl": 30_000})
 """Workers ask here (RPC) how far a redelivered job already got."""
 
 HEADER_REASON = "x-jobcast-reason"

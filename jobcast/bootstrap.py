@@ -3,7 +3,6 @@
 import logging
 
 import aiormq
-
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.pipelines import load_registry
@@ -56,8 +55,9 @@ def job_publisher(broker: RabbitBroker, settings: Settings) -> PublishJob:
     async def publish(job: Job) -> None:
         if broker_reconnecting(broker):
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
-        await publish_confirmed(broker, job, queue=JOBS_QUEUE,
-                                timeout=settings.publish_timeout_seconds)
+        await publish_confirmed(
+            broker, job, queue=JOBS_QUEUE, timeout=settings.publish_timeout_seconds
+        )
 
     return publish
 

@@ -44,8 +44,12 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         await ledger.open()
         try:
             await start_broker(broker, settings)
-            logger.info("gateway ready on %s:%s (worker in process: %s)",
-                        settings.host, settings.port, worker is not None)
+            logger.info(
+                "gateway ready on %s:%s (worker in process: %s)",
+                settings.host,
+                settings.port,
+                worker is not None,
+            )
             yield
         finally:
             if worker is not None:
@@ -86,5 +90,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnavailableError)
     async def unavailable(_: Request, exc: UnavailableError) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=503,
-                            headers={"Retry-After": "1"})
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})

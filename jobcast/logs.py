@@ -30,7 +30,8 @@ def configure_logging(fmt: str, level: str) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler()
     handler.setFormatter(
-        JsonFormatter() if use_json
+        JsonFormatter()
+        if use_json
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     root = logging.getLogger()

@@ -19,8 +19,10 @@ async def health() -> dict[str, str]:
 @router.get("/ready", responses={503: {"description": "Broker or ledger unavailable."}})
 async def ready(request: Request) -> JSONResponse:
     """Ready to take jobs: RabbitMQ connected and the ledger answering."""
-    checks = {"broker": await request.app.state.broker.ping(timeout=READY_TIMEOUT_SECONDS),
-              "ledger": True}
+    checks = {
+        "broker": await request.app.state.broker.ping(timeout=READY_TIMEOUT_SECONDS),
+        "ledger": True,
+    }
     try:
         await request.app.state.ledger.ping()
     except LedgerUnavailableError:

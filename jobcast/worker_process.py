@@ -20,13 +20,17 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start_broker(broker, settings)
-    logger.info("worker consuming; pipelines: %s; concurrency %s",
-                ", ".join(worker.registry.names()), worker.concurrency)
+    logger.info(
+        "worker consuming; pipelines: %s; concurrency %s",
+        ", ".join(worker.registry.names()),
+        worker.concurrency,
+    )
     try:
         await stop.wait()
     finally:
-        logger.info("worker stopping: %s job(s) in flight finish their step, then go back",
-                    worker.in_flight)
+        logger.info(
+            "worker stopping: %s job(s) in flight finish their step, then go back", worker.in_flight
+        )
         worker.stopping.set()
         await broker.stop()
         logger.info("worker stopped")

@@ -17,7 +17,15 @@ from contracts import (
     UnknownOffsetError,
 )
 from ledger.base import StoreOutcome
-from ledger.records import dump_value, error_text, job_from_row, reply_from_row, state_after
+from ledger.records import (
+    JOB_COLUMNS,
+    REPLY_COLUMNS,
+    dump_value,
+    error_text,
+    job_from_row,
+    reply_from_row,
+    state_after,
+)
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS jobcast_offsets MINVALUE 0 START 0;
@@ -42,8 +50,14 @@ CREATE TABLE IF NOT EXISTS jobcast_replies (
 """
 
 # NOTE: asyncpg raises these (and OSError) when the server is gone or restarting.
-_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-         asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+_DOWN = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    TimeoutError,
+)
 
 
 class PostgresLedger:
@@ -61,11 +75,10 @@ class PostgresLedger:
             )
         except _DOWN as exc:
             raise LedgerUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
-        async with self._connection() as conn:
-            # NOTE: an advisory lock keeps two gateways starting together from racing on DDL.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7420917)")
-                await conn.execute(SCHEMA)
+        # NOTE: an advisory lock keeps two gateways starting together from racing on DDL.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7420917)")
+            await conn.execute(SCHEMA)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -87,12 +100,16 @@ class PostgresLedger:
                     "INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING"
                     " RETURNING id",
-                    body, request.fn, JobState.QUEUED.value, idempotency_key,
+                    body,
+                    request.fn,
+                    JobState.QUEUED.value,
+                    idempotency_key,
                 )
                 if offset is not None:
                     return int(offset), True
                 row = await _by_key(conn, idempotency_key)  # lost a race for the same key
-        assert row is not None and idempotency_key is not None  # the conflict proves the row
+        assert row is not None
+        assert idempotency_key is not None
         if JobRequest.model_validate_json(row["request"]) != request:
             raise IdempotencyConflictError(idempotency_key, int(row["id"]))
         return int(row["id"]), False
@@ -115,29 +132,28 @@ class PostgresLedger:
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
         async with self._connection() as conn:
             rows = await conn.fetch(
-                "SELECT seq, kind, value, produced_at FROM jobcast_replies"
+                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies"
                 " WHERE job_id = $1 AND seq > $2 ORDER BY seq",
-                offset, after_seq,
+                offset,
+                after_seq,
             )
             if not rows and not await _job_exists(conn, offset):
                 raise UnknownOffsetError(offset)
-        return [reply_from_row(offset, *row) for row in rows]
+        return [reply_from_row(offset, row) for row in rows]
 
     async def job(self, offset: int) -> JobRecord:
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                "SELECT request, state, error, created_at, updated_at FROM jobcast_jobs"
-                " WHERE id = $1",
+                f"SELECT {JOB_COLUMNS} FROM jobcast_jobs WHERE id = $1",
                 offset,
             )
             if row is None:
                 raise UnknownOffsetError(offset)
             rows = await conn.fetch(
-                "SELECT seq, kind, value, produced_at FROM jobcast_replies"
-                " WHERE job_id = $1 ORDER BY seq",
+                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1 ORDER BY seq",
                 offset,
             )
-        return job_from_row(offset, *row, (reply_from_row(offset, *r) for r in rows))
+        return job_from_row(offset, row, rows)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -151,7 +167,9 @@ class PostgresLedger:
 
 
 async def _by_key(conn: Any, key: str | None) -> Any:
-    return await conn.fetchrow("SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", key)
+    return await conn.fetchrow(
+        "SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", key
+    )
 
 
 async def _job_exists(conn: Any, offset: int) -> bool:
@@ -164,18 +182,26 @@ async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
     inserted = await conn.fetchval(
         "INSERT INTO jobcast_replies (job_id, seq, kind, value, produced_at)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-        reply.offset, reply.seq, reply.kind.value, dump_value(reply), reply.produced_at,
+        reply.offset,
+        reply.seq,
+        reply.kind.value,
+        dump_value(reply),
+        reply.produced_at,
     )
     if inserted is None:
         return StoreOutcome.DUPLICATE
     if reply.kind is ReplyKind.RESULT:
         await conn.execute(
             "UPDATE jobcast_jobs SET state = $1, updated_at = now() WHERE id = $2 AND state = $3",
-            JobState.RUNNING.value, reply.offset, JobState.QUEUED.value,
+            JobState.RUNNING.value,
+            reply.offset,
+            JobState.QUEUED.value,
         )
     else:
         await conn.execute(
             "UPDATE jobcast_jobs SET state = $1, error = $2, updated_at = now() WHERE id = $3",
-            state_after(reply.kind).value, error_text(reply), reply.offset,
+            state_after(reply.kind).value,
+            error_text(reply),
+            reply.offset,
         )
     return StoreOutcome.STORED

@@ -1,6 +1,6 @@
 """Turning database rows into contract objects, the same way for every database."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +14,9 @@ def dump_value(reply: Reply) -> str:
     return orjson.dumps(reply.value).decode()
 
 
-def reply_from_row(offset: int, seq: int, kind: str, value: str, produced_at: Any) -> Reply:
-    """A stored reply row, back as a Reply."""
+def reply_from_row(offset: int, row: Sequence[Any]) -> Reply:
+    """A stored reply row (REPLY_COLUMNS), back as a Reply."""
+    seq, kind, value, produced_at = row
     return Reply(
         offset=offset,
         seq=seq,
@@ -25,21 +26,18 @@ def reply_from_row(offset: int, seq: int, kind: str, value: str, produced_at: An
     )
 
 
-def job_from_row(
-    offset: int,
-    request: str,
-    state: str,
-    error: str | None,
-    created_at: Any,
-    updated_at: Any,
-    replies: Iterable[Reply],
-) -> JobRecord:
-    """A stored job row and its replies, back as a JobRecord."""
+JOB_COLUMNS = "request, state, error, created_at, updated_at"
+REPLY_COLUMNS = "seq, kind, value, produced_at"
+
+
+def job_from_row(offset: int, row: Sequence[Any], reply_rows: Iterable[Sequence[Any]]) -> JobRecord:
+    """A stored job row (JOB_COLUMNS) and its reply rows (REPLY_COLUMNS), as a JobRecord."""
+    request, state, error, created_at, updated_at = row
     return JobRecord(
         offset=offset,
         state=JobState(state),
         request=JobRequest.model_validate_json(request),
-        replies=list(replies),
+        replies=[reply_from_row(offset, r) for r in reply_rows],
         error=error,
         created_at=_as_datetime(created_at),
         updated_at=_as_datetime(updated_at),

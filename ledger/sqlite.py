@@ -20,7 +20,15 @@ from contracts import (
 )
 from contracts.messages import utcnow
 from ledger.base import StoreOutcome
-from ledger.records import dump_value, error_text, job_from_row, reply_from_row, state_after
+from ledger.records import (
+    JOB_COLUMNS,
+    REPLY_COLUMNS,
+    dump_value,
+    error_text,
+    job_from_row,
+    reply_from_row,
+    state_after,
+)
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -116,34 +124,34 @@ class SqliteLedger:
         )
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        return await asyncio.gather(*(self._write(_store_one(reply)) for reply in replies))
+        outcomes = await asyncio.gather(*(self._write(_store_one(reply)) for reply in replies))
+        return list(outcomes)
 
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
         def op(conn: sqlite3.Connection) -> list[Reply]:
             rows = conn.execute(
-                "SELECT seq, kind, value, produced_at FROM replies"
-                " WHERE job_id = ? AND seq > ? ORDER BY seq",
+                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? AND seq > ? ORDER BY seq",
                 (offset, after_seq),
             ).fetchall()
             if not rows and not _job_exists(conn, offset):
                 raise UnknownOffsetError(offset)
-            return [reply_from_row(offset, *row) for row in rows]
+            return [reply_from_row(offset, row) for row in rows]
 
         return await self._read(op)
 
     async def job(self, offset: int) -> JobRecord:
         def op(conn: sqlite3.Connection) -> JobRecord:
             row = conn.execute(
-                "SELECT request, state, error, created_at, updated_at FROM jobs WHERE id = ?",
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?",
                 (offset,),
             ).fetchone()
             if row is None:
                 raise UnknownOffsetError(offset)
             rows = conn.execute(
-                "SELECT seq, kind, value, produced_at FROM replies WHERE job_id = ? ORDER BY seq",
+                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? ORDER BY seq",
                 (offset,),
             ).fetchall()
-            return job_from_row(offset, *row, (reply_from_row(offset, *r) for r in rows))
+            return job_from_row(offset, row, rows)
 
         return await self._read(op)
 
@@ -156,7 +164,9 @@ class SqliteLedger:
                 conn = self._local.conn = _connect(self._path)
             return op(conn)
 
-        return await _unavailable_on_error(asyncio.get_running_loop().run_in_executor(self._readers, run))
+        return await _unavailable_on_error(
+            asyncio.get_running_loop().run_in_executor(self._readers, run)
+        )
 
     async def _write(self, op: Op) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -22,8 +22,9 @@ def intake_router(scheduler: Scheduler) -> RabbitRouter:
     """A router whose one handler schedules JobRequests from jobcast.schedule."""
     router = RabbitRouter()
 
-    @router.subscriber(SCHEDULE_QUEUE, ack_policy=AckPolicy.MANUAL,
-                       title="jobcast.schedule:on_schedule")
+    @router.subscriber(
+        SCHEDULE_QUEUE, ack_policy=AckPolicy.MANUAL, title="jobcast.schedule:on_schedule"
+    )
     async def on_schedule(
         msg: RabbitMessage, broker: RabbitBroker
     ) -> JobAccepted | ScheduleRejected | None:

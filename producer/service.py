@@ -20,7 +20,10 @@ class Scheduler:
         self._publish_job = publish_job
 
     async def schedule(
-        self, request: JobRequest, idempotency_key: str | None = None, trace: dict[str, str] | None = None
+        self,
+        request: JobRequest,
+        idempotency_key: str | None = None,
+        trace: dict[str, str] | None = None,
     ) -> JobAccepted:
         """Record the job, publish it, then answer with its offset.
 

@@ -38,13 +38,16 @@ def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> Rabb
         try:
             reply = Reply.model_validate_json(msg.body)
         except ValidationError as exc:
-            await dead_letter(broker, msg, reason=f"invalid reply: {describe(exc)}",
-                              source=LEDGER_QUEUE)
+            await dead_letter(
+                broker, msg, reason=f"invalid reply: {describe(exc)}", source=LEDGER_QUEUE
+            )
             return
         outcome = await _store_until_committed(batcher, reply)
         if outcome is StoreOutcome.UNKNOWN_OFFSET:
             await dead_letter(
-                broker, msg, reason=f"reply for offset {reply.offset}, never handed out",
+                broker,
+                msg,
+                reason=f"reply for offset {reply.offset}, never handed out",
                 source=LEDGER_QUEUE,
             )
             return
@@ -70,7 +73,12 @@ async def _store_until_committed(batcher: ReplyBatcher, reply: Reply) -> StoreOu
         try:
             return await batcher.store(reply)
         except LedgerUnavailableError as exc:
-            logger.warning("ledger unavailable, retrying in %.1fs offset=%s seq=%s: %s",
-                           delay, reply.offset, reply.seq, exc)
+            logger.warning(
+                "ledger unavailable, retrying in %.1fs offset=%s seq=%s: %s",
+                delay,
+                reply.offset,
+                reply.seq,
+                exc,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_SECONDS)

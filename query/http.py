@@ -13,8 +13,10 @@ router = APIRouter(tags=["results"])
 Offset = Annotated[int, Path(ge=0, description="The offset POST /schedule answered with.")]
 
 ERRORS = {
-    404: {"description": "Offset not found: it was never handed out.",
-          "content": {"application/json": {"example": {"detail": "Offset not found"}}}},
+    404: {
+        "description": "Offset not found: it was never handed out.",
+        "content": {"application/json": {"example": {"detail": "Offset not found"}}},
+    },
     422: {"description": "The offset is not a non-negative integer."},
     503: {"description": "The ledger cannot be read right now."},
 }
@@ -32,9 +34,14 @@ def results(request: Request) -> Results:
 async def read_messages(
     offset: Offset,
     request: Request,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
-                                 description="Long poll: wait up to this many seconds "
-                                             "for a reply newer than `after`.")] = 0,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long poll: wait up to this many seconds for a reply newer than `after`.",
+        ),
+    ] = 0,
     after: Annotated[int, Query(ge=-1, description="With wait: the last seq already seen.")] = -1,
 ) -> list[JsonValue]:
     """The job's results so far, in step order; `[]` before the first."""

@@ -49,4 +49,3 @@ class Results:
                 after_seq = reply.seq
                 if reply.is_final:
                     return
-

@@ -20,9 +20,10 @@ def amqp_base_url() -> Iterator[str]:
     if reachable(url):
         yield url
         return
-    if shutil.which("docker") and subprocess.run(
-        ["docker", "info"], capture_output=True, check=False
-    ).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    ):
         from testcontainers.rabbitmq import RabbitMqContainer  # type: ignore[import-not-found]
 
         with RabbitMqContainer("rabbitmq:3.13-management") as container:
@@ -102,7 +103,9 @@ class Spawner:
         self.started: list[JobcastProcess] = []
 
     def __call__(self, command: str, env: dict[str, str], name: str = "") -> JobcastProcess:
-        process = JobcastProcess(command, env, self.log_dir, name or f"{command}-{len(self.started)}")
+        process = JobcastProcess(
+            command, env, self.log_dir, name or f"{command}-{len(self.started)}"
+        )
         self.started.append(process.start())
         return process
 

@@ -1,4 +1,4 @@
-"""`jobcast gateway` plus two `jobcast worker`s, driven over HTTP and AMQP like other services do."""
+"""`jobcast gateway` and two `jobcast worker`s, driven over HTTP and AMQP as services do."""
 
 import asyncio
 import uuid
@@ -32,11 +32,15 @@ async def test_jobs_spread_over_both_workers_and_all_complete(cluster):
         offsets = [(await http.post("/schedule", json=JOB)).json()["offset"] for _ in range(6)]
         assert offsets == list(range(6))
         for offset in offsets:
-            await eventually(lambda o=offset: _messages(http, o), until=lambda m: m == DONE,
-                             what=f"job {offset} done")
+            await eventually(
+                lambda o=offset: _messages(http, o),
+                until=lambda m: m == DONE,
+                what=f"job {offset} done",
+            )
     # both workers took part (six 0.6 s jobs scheduled at once spread over both consumers)
     finished = [w.log().count("job done offset=") for w in workers]
-    assert sum(finished) == 6 and all(finished), finished
+    assert sum(finished) == 6, finished
+    assert all(finished), finished
 
 
 async def test_a_subscriber_sees_every_reply_of_its_job_live_on_the_topic(cluster, amqp_url):
@@ -58,8 +62,10 @@ async def test_a_subscriber_sees_every_reply_of_its_job_live_on_the_topic(cluste
         await eventually(lambda: _messages(http, other), until=lambda m: m == DONE)
 
         assert [(r["offset"], r["seq"], r["kind"], r["value"]) for r in replies] == [
-            (0, 0, "result", "result1"), (0, 1, "result", "result2"),
-            (0, 2, "result", "result3"), (0, 3, "done", "done"),
+            (0, 0, "result", "result1"),
+            (0, 1, "result", "result2"),
+            (0, 2, "result", "result3"),
+            (0, 3, "done", "done"),
         ]
         assert all("produced_at" in r for r in replies)
         # reply.* sees both jobs; reply.0 saw only its own
@@ -76,9 +82,13 @@ async def test_amqp_submission_is_answered_with_the_offset(cluster, amqp_url):
         callback = await channel.declare_queue(exclusive=True)
         correlation_id = uuid.uuid4().hex
         await channel.default_exchange.publish(
-            aio_pika.Message(orjson.dumps(JOB), content_type="application/json",
-                             reply_to=callback.name, correlation_id=correlation_id,
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            aio_pika.Message(
+                orjson.dumps(JOB),
+                content_type="application/json",
+                reply_to=callback.name,
+                correlation_id=correlation_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
             routing_key="jobcast.schedule",
         )
         answer = await _next_message(callback)

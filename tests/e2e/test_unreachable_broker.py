@@ -9,8 +9,11 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("command", ["worker", "gateway", "serve"])
 def test_no_broker_is_a_clear_error_and_a_non_zero_exit(spawn, sqlite_url, command):
-    env = {"JOBCAST_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
-           "JOBCAST_DATABASE_URL": sqlite_url, "JOBCAST_PORT": str(free_port())}
+    env = {
+        "JOBCAST_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+        "JOBCAST_DATABASE_URL": sqlite_url,
+        "JOBCAST_PORT": str(free_port()),
+    }
     process = spawn(command, env)
     assert process.wait(60) == 1
     log = process.log()

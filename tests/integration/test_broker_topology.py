@@ -42,8 +42,10 @@ async def gateway_only(amqp_url: str, sqlite_url: str) -> AsyncIterator[httpx.As
 async def test_jobs_run_to_done_on_each_ledger(serve):
     offsets = [(await serve.post("/schedule", json=JOB)).json()["offset"] for _ in range(5)]
     for offset in offsets:
-        await eventually(lambda o=offset: _json(serve, f"/messages/{o}"),
-                         until=lambda m: m == ["result1", "result2", "result3", "done"])
+        await eventually(
+            lambda o=offset: _json(serve, f"/messages/{o}"),
+            until=lambda m: m == ["result1", "result2", "result3", "done"],
+        )
     assert (await serve.get("/ready")).json() == {"ready": True, "broker": True, "ledger": True}
 
 
@@ -59,7 +61,8 @@ async def test_jobs_wait_on_a_durable_queue_as_persistent_messages(gateway_only,
         message = await jobs.get(timeout=5)
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         body = message.body.decode()
-        assert f'"offset":{offset}' in body and '"fn":"default_fn"' in body
+        assert f'"offset":{offset}' in body
+        assert '"fn":"default_fn"' in body
         await message.reject(requeue=True)
 
 
@@ -71,11 +74,13 @@ def test_the_declared_topology_is_the_public_contract(gateway_only_sync):
     assert "jobcast.ledger\tquorum\ttrue" in queues
     assert "jobcast.dead\tquorum\ttrue" in queues
     jobs_line = next(line for line in queues.splitlines() if line.startswith("jobcast.jobs\t"))
-    assert "x-delivery-limit" in jobs_line and "jobcast.dlx" in jobs_line
+    assert "x-delivery-limit" in jobs_line
+    assert "jobcast.dlx" in jobs_line
     exchanges = _rabbitmqctl("list_exchanges", "-p", vhost, "name", "type", "durable")
     assert "jobcast.replies\ttopic\ttrue" in exchanges
-    bindings = _rabbitmqctl("list_bindings", "-p", vhost, "source_name", "destination_name",
-                            "routing_key")
+    bindings = _rabbitmqctl(
+        "list_bindings", "-p", vhost, "source_name", "destination_name", "routing_key"
+    )
     assert "jobcast.replies\tjobcast.ledger\treply.*" in bindings
     assert "jobcast.dlx\tjobcast.dead\t#" in bindings
 
@@ -95,8 +100,9 @@ def gateway_only_sync(vhost, sqlite_url):
 
 
 def _rabbitmqctl(*args: str) -> str:
-    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
 async def _json(http: httpx.AsyncClient, path: str) -> object:

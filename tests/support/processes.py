@@ -41,7 +41,10 @@ class JobcastProcess:
     def start(self) -> "JobcastProcess":
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*JOBCAST, self.command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [*JOBCAST, self.command],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
@@ -102,6 +105,4 @@ class JobcastProcess:
 
     def _check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(
-                f"{self.name} exited with {self.proc.returncode}:\n{self.log()}"
-            )
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")

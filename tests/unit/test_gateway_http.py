@@ -7,7 +7,6 @@ from unittest.mock import patch
 import httpx
 import pytest
 from faststream.rabbit import TestRabbitBroker
-
 from faststream.rabbit.annotations import RabbitMessage
 
 from contracts import BrokerUnavailableError
@@ -20,8 +19,9 @@ JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
 @pytest.fixture
 async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}", step_seconds=0,
-                        max_body_bytes=1024)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'l.db'}", step_seconds=0, max_body_bytes=1024
+    )
     app = create_app(settings, with_worker=True)
     dead: list[dict[str, object]] = []
 
@@ -77,16 +77,18 @@ async def test_offsets_that_are_not_non_negative_integers_are_422(http, offset):
     ],
 )
 async def test_bad_bodies_are_422_with_the_problem_named(http, body):
-    response = await http.post("/schedule", content=body,
-                               headers={"content-type": "application/json"})
+    response = await http.post(
+        "/schedule", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["msg"]
 
 
 async def test_a_body_over_the_limit_is_413_before_it_is_parsed(http):
     huge = b'{"deployment": "' + b"x" * 2000 + b'", "framework": "F", "fn": "f"}'
-    response = await http.post("/schedule", content=huge,
-                                headers={"content-type": "application/json"})
+    response = await http.post(
+        "/schedule", content=huge, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert "larger than 1024 bytes" in response.json()["detail"]
 
@@ -106,8 +108,9 @@ async def test_the_same_idempotency_key_schedules_once(http):
     first = await http.post("/schedule", json=JOB, headers={"Idempotency-Key": "abc"})
     again = await http.post("/schedule", json=JOB, headers={"Idempotency-Key": "abc"})
     assert first.json() == again.json() == {"offset": 0}
-    other = await http.post("/schedule", json={**JOB, "fn": "x"},
-                            headers={"Idempotency-Key": "abc"})
+    other = await http.post(
+        "/schedule", json={**JOB, "fn": "x"}, headers={"Idempotency-Key": "abc"}
+    )
     assert other.status_code == 409
 
 
@@ -115,7 +118,8 @@ async def test_an_unknown_fn_fails_the_job_with_a_reason(http):
     offset = (await http.post("/schedule", json={**JOB, "fn": "nope"})).json()["offset"]
     job = (await http.get(f"/jobs/{offset}")).json()
     assert job["state"] == "failed"
-    assert "'nope'" in job["error"] and "default_fn" in job["error"]
+    assert "'nope'" in job["error"]
+    assert "default_fn" in job["error"]
     assert (await http.get(f"/messages/{offset}")).json()[-1] == job["error"]
     (headers,) = http.dead
     assert "'nope'" in headers[HEADER_REASON]

@@ -1,6 +1,7 @@
 """Running a job: results published in order, retries, failures, resume and hand-back."""
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -39,7 +40,10 @@ async def test_each_result_then_done_in_step_order():
     result = await run_job(job(), pipeline, published, retry=FAST)
     assert result.outcome is Outcome.DONE
     assert published.values() == [
-        (0, "result", "0"), (1, "result", "01"), (2, "result", "012"), (3, "done", "done")
+        (0, "result", "0"),
+        (1, "result", "01"),
+        (2, "result", "012"),
+        (3, "done", "done"),
     ]
     assert {r.offset for r in published} == {7}
 
@@ -90,7 +94,8 @@ async def test_a_step_that_keeps_failing_fails_the_job_with_its_reason():
     assert result.outcome is Outcome.FAILED
     (error,) = published
     assert (error.seq, error.kind) == (0, ReplyKind.ERROR)
-    assert "disk on fire" in str(error.value) and "ValueError" in str(error.value)
+    assert "disk on fire" in str(error.value)
+    assert "ValueError" in str(error.value)
 
 
 async def test_a_permanent_error_is_not_retried():
@@ -114,9 +119,10 @@ async def test_backoff_grows_between_attempts():
 
     policy = RetryPolicy(attempts=3, initial_seconds=0.05, max_seconds=1)
     await run_job(job(), Pipeline("p", steps=[broken]), Published(), retry=policy)
-    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert len(gaps) == 2
-    assert gaps[0] >= 0.05 and gaps[1] >= 0.1
+    assert gaps[0] >= 0.05
+    assert gaps[1] >= 0.1
 
 
 async def test_a_stopping_worker_hands_the_job_back_after_the_running_step():
@@ -143,6 +149,11 @@ async def test_every_attempt_is_observed(ok):
             raise RuntimeError
         return 1
 
-    await run_job(job(), Pipeline("p", steps=[step]), Published(), retry=FAST,
-                  observe=lambda fn, seq, seconds, good: seen.append((fn, seq, good)))
+    await run_job(
+        job(),
+        Pipeline("p", steps=[step]),
+        Published(),
+        retry=FAST,
+        observe=lambda fn, seq, seconds, good: seen.append((fn, seq, good)),
+    )
     assert seen == ([("p", 0, True)] if ok else [("p", 0, False)] * 3)
