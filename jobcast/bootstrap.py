@@ -1,6 +1,8 @@
 """The composition root: builds each part from Settings and wires them together."""
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import aiormq
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
@@ -17,11 +19,14 @@ from producer.service import PublishJob
 BUILTIN_PIPELINES = "consumer.builtin"
 
 
-def create_broker(settings: Settings, routers: list[RabbitRouter]) -> RabbitBroker:
+def create_broker(
+    settings: Settings, routers: list[RabbitRouter], middlewares: Sequence[Any] = ()
+) -> RabbitBroker:
     """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`."""
     return RabbitBroker(
         settings.amqp_url,
         routers=routers,
+        middlewares=middlewares,
         # NOTE: graceful_timeout bounds how long stop() waits for running handlers (SIGTERM).
         graceful_timeout=settings.grace_seconds or None,
         reconnect_interval=1.0,
@@ -34,7 +39,7 @@ async def start_broker(broker: RabbitBroker, settings: Settings) -> None:
     """Connect, declare the topology, start consuming; BrokerUnavailableError if unreachable."""
     try:
         await broker.connect()
-        await declare_topology(broker)
+        await declare_topology(settings.amqp_url)
         await broker.start()
     except (OSError, aiormq.exceptions.AMQPError) as exc:
         where = settings.amqp_url.rsplit("@", 1)[-1]  # never the password

@@ -9,15 +9,18 @@ from fastapi.responses import JSONResponse, Response
 
 from consumer.handlers import worker_router
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
-from jobcast import ops
+from jobcast import asyncapi, ops
 from jobcast.bootstrap import build_worker, create_broker, job_publisher, start_broker
 from jobcast.limits import BodySizeLimit
+from jobcast.metrics import Metrics
 from jobcast.settings import Settings
+from jobcast.tracking import broker_middlewares
 from ledger import open_ledger
 from producer import http as producer_http
 from producer.intake import intake_router
 from producer.service import Scheduler
 from query import http as query_http
+from query import stream as query_stream
 from query.batcher import ReplyBatcher
 from query.handlers import query_router
 from query.live import ReplyHub
@@ -29,14 +32,19 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     """The gateway as an ASGI app; `with_worker` also runs jobs in this process (quickstart)."""
     ledger = open_ledger(settings.database_url)
+    metrics = Metrics()
     results = Results(ledger, ReplyHub())
-    batcher = ReplyBatcher(ledger.store_replies, max_batch=settings.ledger_prefetch)
+    batcher = ReplyBatcher(
+        metrics.time_writes(ledger.store_replies), max_batch=settings.ledger_prefetch
+    )
     routers = [query_router(results, batcher, settings.ledger_prefetch)]
     worker = build_worker(settings) if with_worker else None
     if worker is not None:
+        worker.observe = metrics.step_observer()
+        metrics.watch_worker(worker)
         routers.append(worker_router(worker))
-    broker = create_broker(settings, routers)
-    scheduler = Scheduler(ledger, job_publisher(broker, settings))
+    broker = create_broker(settings, routers, broker_middlewares(metrics))
+    scheduler = Scheduler(ledger, metrics.count_scheduled(job_publisher(broker, settings)))
     broker.include_router(intake_router(scheduler))
 
     @asynccontextmanager
@@ -69,8 +77,11 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.broker = broker
     app.state.ledger = ledger
     app.state.worker = worker
+    app.state.metrics = metrics
     app.include_router(producer_http.router)
     app.include_router(query_http.router)
+    app.include_router(query_stream.router)
+    app.include_router(asyncapi.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)

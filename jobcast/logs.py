@@ -2,11 +2,40 @@
 
 import logging
 import sys
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
 
+try:
+    from opentelemetry import trace
+except ImportError:  # the otel extra is optional
+    trace = None  # type: ignore[assignment]
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+job_context: ContextVar[dict[str, Any]] = ContextVar("jobcast_job", default={})  # noqa: B039
+"""The job the current task is handling (offset, fn, delivery, ...): on every log line."""
+
+
+class JobContextFilter(logging.Filter):
+    """Adds the current job's fields (and trace id, when tracing) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in job_context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        if not hasattr(record, "trace_id") and (trace_id := current_trace_id()):
+            record.trace_id = trace_id
+        return True
+
+
+def current_trace_id() -> str | None:
+    """The active OpenTelemetry trace id in hex, if the otel extra is installed and tracing."""
+    if trace is None:
+        return None
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,6 +63,7 @@ def configure_logging(fmt: str, level: str) -> None:
         if use_json
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
+    handler.addFilter(JobContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     worker_port: int = Field(
         0, ge=0, description="Worker's /health, /ready and /metrics port (0: off)."
     )
+    url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The gateway the CLI's submit, watch and status talk to.",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: text on a terminal, JSON otherwise."
     )

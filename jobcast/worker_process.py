@@ -1,12 +1,19 @@
 """The worker process: run jobs until SIGTERM, then drain and hand the rest back."""
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
+
+import uvicorn
 
 from consumer.handlers import worker_router
 from jobcast.bootstrap import build_worker, create_broker, start_broker
+from jobcast.metrics import Metrics
+from jobcast.ops import create_ops_app
 from jobcast.settings import Settings
+from jobcast.tracking import broker_middlewares
 
 logger = logging.getLogger(__name__)
 
@@ -14,12 +21,17 @@ logger = logging.getLogger(__name__)
 async def run_worker(settings: Settings) -> None:
     """Consume jobcast.jobs until SIGTERM or SIGINT; BrokerUnavailableError if unreachable."""
     worker = build_worker(settings)
-    broker = create_broker(settings, [worker_router(worker)])
+    metrics = Metrics()
+    worker.observe = metrics.step_observer()
+    metrics.watch_worker(worker)
+    broker = create_broker(settings, [worker_router(worker)], broker_middlewares(metrics))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start_broker(broker, settings)
+    ops = _OpsServer(create_ops_app(broker, metrics), settings) if settings.worker_port else None
+    serving = asyncio.create_task(ops.serve()) if ops is not None else None
     logger.info(
         "worker consuming; pipelines: %s; concurrency %s",
         ", ".join(worker.registry.names()),
@@ -33,4 +45,30 @@ async def run_worker(settings: Settings) -> None:
         )
         worker.stopping.set()
         await broker.stop()
+        if ops is not None and serving is not None:
+            ops.should_exit = True
+            await serving
         logger.info("worker stopped")
+
+
+class _OpsServer(uvicorn.Server):
+    """uvicorn for the worker's /health, /ready and /metrics, on JOBCAST_WORKER_PORT.
+
+    The worker owns SIGTERM (it drains jobs first), so this server installs no signal handlers.
+    """
+
+    def __init__(self, app: object, settings: Settings) -> None:
+        super().__init__(
+            uvicorn.Config(
+                app,  # type: ignore[arg-type]
+                host=settings.host,
+                port=settings.worker_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+        )
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

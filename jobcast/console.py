@@ -1,0 +1,156 @@
+"""The client commands of `jobcast`: submit, watch and status, over the gateway's HTTP API.
+
+Exit codes: 0 the job is done (or, for `status`, not failed); 1 the job failed; 2 the request
+was refused; 3 the gateway or the broker cannot be reached; 4 the offset was never handed out.
+"""
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from typing import Annotated, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+
+from client import GatewayUnreachableError, JobcastClient, ScheduleRejectedError
+from contracts import JobRecord, JobState, Reply, ReplyKind, UnavailableError, UnknownOffsetError
+from jobcast.settings import Settings
+
+T = TypeVar("T")
+
+
+class Exit(IntEnum):
+    """What `jobcast submit/watch/status` tells the shell."""
+
+    DONE = 0
+    FAILED = 1
+    REFUSED = 2
+    UNREACHABLE = 3
+    UNKNOWN_OFFSET = 4
+
+
+Url = Annotated[
+    str | None,
+    typer.Option("--url", help="Gateway URL [env JOBCAST_URL, default http://127.0.0.1:8000]"),
+]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object per line, for scripts.")]
+
+
+def submit(
+    fn: Annotated[str, typer.Option(help="The pipeline to run.")] = "default_fn",
+    deployment: Annotated[str, typer.Option(help="The job's deployment.")] = "Docker",
+    framework: Annotated[str, typer.Option(help="The job's framework.")] = "FastAPI",
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the job until it ends.")] = False,
+    json: Json = False,
+    url: Url = None,
+) -> None:
+    """Schedule a job and print its offset; with --watch, show each step as it arrives."""
+
+    async def run(client: JobcastClient) -> Exit:
+        offset = await client.schedule(fn=fn, deployment=deployment, framework=framework)
+        if json:
+            _print_json({"offset": offset})
+        else:
+            Console().print(f"scheduled [bold]offset {offset}[/bold] ({fn})")
+        return await _follow(client, offset, json) if watch else Exit.DONE
+
+    _run(url, run)
+
+
+def watch(
+    offset: Annotated[int, typer.Argument(min=0, help="The job's offset.")],
+    json: Json = False,
+    url: Url = None,
+) -> None:
+    """Follow a job: every step so far, then each new one live, until it is done or failed."""
+    _run(url, lambda client: _follow(client, offset, json))
+
+
+def status(
+    offset: Annotated[int, typer.Argument(min=0, help="The job's offset.")],
+    json: Json = False,
+    url: Url = None,
+) -> None:
+    """Print a job's state, request and results."""
+
+    async def run(client: JobcastClient) -> Exit:
+        record = await client.status(offset)
+        if json:
+            sys.stdout.write(record.model_dump_json() + "\n")
+        else:
+            _print_record(record)
+        return Exit.FAILED if record.state is JobState.FAILED else Exit.DONE
+
+    _run(url, run)
+
+
+async def _follow(client: JobcastClient, offset: int, json: bool) -> Exit:
+    console = Console()
+    outcome = Exit.DONE
+    with console.status(f"waiting for offset {offset}…", spinner="dots") as spinner:
+        async for reply in client.follow(offset):
+            if json:
+                sys.stdout.write(reply.model_dump_json() + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(_describe(reply))
+            spinner.update(f"offset {offset}: waiting for step {reply.seq + 1}…")
+            if reply.kind is ReplyKind.ERROR:
+                outcome = Exit.FAILED
+    return outcome
+
+
+def _describe(reply: Reply) -> str:
+    value = reply.value if isinstance(reply.value, str) else orjson.dumps(reply.value).decode()
+    if reply.kind is ReplyKind.RESULT:
+        return f"[green]✓[/green] step {reply.seq}  {value}"
+    if reply.kind is ReplyKind.DONE:
+        return f"[bold green]● done[/bold green]  {value}"
+    return f"[bold red]✗ failed[/bold red] at step {reply.seq}: {value}"
+
+
+def _print_record(record: JobRecord) -> None:
+    console = Console()
+    colour = {JobState.DONE: "green", JobState.FAILED: "red"}.get(record.state, "yellow")
+    request = record.request
+    console.print(f"offset {record.offset}: [bold {colour}]{record.state}[/bold {colour}]")
+    console.print(f"  fn={request.fn} deployment={request.deployment} "
+                  f"framework={request.framework}")
+    console.print(f"  created {record.created_at:%Y-%m-%d %H:%M:%S}, "
+                  f"updated {record.updated_at:%Y-%m-%d %H:%M:%S}")
+    for reply in record.replies:
+        console.print("  " + _describe(reply))
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
+def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -> None:
+    """Run `command` with a client; map errors to a clear message and an exit code."""
+    base = url or Settings().url
+
+    async def main() -> Exit:
+        async with JobcastClient(base) as client:
+            return await command(client)
+
+    try:
+        code = asyncio.run(main())
+    except GatewayUnreachableError as exc:
+        code = _fail(Exit.UNREACHABLE, str(exc))
+    except UnavailableError as exc:  # the gateway answers 503: broker or ledger down
+        code = _fail(Exit.UNREACHABLE, f"jobcast at {base} cannot take it now: {exc}")
+    except UnknownOffsetError as exc:
+        code = _fail(Exit.UNKNOWN_OFFSET, str(exc))
+    except ScheduleRejectedError as exc:
+        code = _fail(Exit.REFUSED, f"refused: {exc}")
+    except KeyboardInterrupt:
+        code = Exit.FAILED
+    raise typer.Exit(int(code))
+
+
+def _fail(code: Exit, message: str) -> Exit:
+    typer.secho(f"jobcast: {message}", fg=typer.colors.RED, err=True)
+    return code

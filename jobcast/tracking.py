@@ -1,0 +1,106 @@
+"""Per-message context for logs and metrics: one FastStream middleware on every broker.
+
+Handlers stay plain: this middleware names the job a message is about (offset, fn, delivery
+count) for every log line written while it is handled, and counts redeliveries, jobs ending
+and dead-lettered messages as they pass.
+"""
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import orjson
+from faststream import BaseMiddleware
+from faststream._internal.context.repository import ContextRepo
+from faststream.message import StreamMessage
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from faststream.rabbit.response import RabbitPublishCommand
+
+from contracts import Reply
+from contracts.topology import (
+    DEAD_LETTER_EXCHANGE,
+    HEADER_REASON,
+    JOBS_QUEUE,
+    LEDGER_QUEUE,
+    PROGRESS_QUEUE,
+    REPLIES_EXCHANGE,
+    SCHEDULE_QUEUE,
+)
+from jobcast.logs import job_context
+from jobcast.metrics import Metrics
+
+_QUEUES = {q.name for q in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE)}
+_REPLY_PREFIX = "reply."
+
+
+def queue_of(routing_key: str) -> str:
+    """The jobcast queue a message with this routing key was consumed from (bounded)."""
+    if routing_key in _QUEUES:
+        return routing_key
+    if routing_key.startswith(_REPLY_PREFIX):
+        return LEDGER_QUEUE.name
+    return "other"
+
+
+def fields_of(routing_key: str, body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
+    """What a log line about this message should carry: offset, fn, delivery count."""
+    fields: dict[str, Any] = {}
+    if routing_key == JOBS_QUEUE.name:
+        try:
+            job = orjson.loads(body)
+            fields = {"offset": job["offset"], "fn": job["request"]["fn"]}
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass  # poison: the handler says why
+        # NOTE: as the job handler logs it: RabbitMQ's x-delivery-count, 0 on the first delivery.
+        fields["delivery"] = int(headers.get("x-delivery-count", 0) or 0)
+    elif routing_key.startswith(_REPLY_PREFIX):
+        offset = routing_key.removeprefix(_REPLY_PREFIX)
+        if offset.isdigit():
+            fields["offset"] = int(offset)
+    return fields
+
+
+class JobTracking(BaseMiddleware):
+    """Binds log fields while a message is handled; counts what passes through."""
+
+    def __init__(self, msg: Any, /, *, context: ContextRepo, metrics: Metrics) -> None:
+        super().__init__(msg, context=context)
+        self.metrics = metrics
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        raw = msg.raw_message
+        key = getattr(raw, "routing_key", None) or ""
+        if getattr(raw, "redelivered", False):
+            self.metrics.redelivered(queue_of(key))
+        token = job_context.set(fields_of(key, msg.body, msg.headers))
+        try:
+            return await call_next(msg)
+        finally:
+            job_context.reset(token)
+
+    async def publish_scope(
+        self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any
+    ) -> Any:
+        result = await call_next(cmd)
+        if isinstance(cmd, RabbitPublishCommand):
+            self._count(cmd)
+        return result
+
+    def _count(self, cmd: RabbitPublishCommand) -> None:
+        exchange = cmd.exchange.name
+        if exchange == REPLIES_EXCHANGE.name and isinstance(cmd.body, Reply) \
+                and cmd.body.is_final:
+            self.metrics.job_ended(job_context.get().get("fn"), cmd.body)
+        elif exchange == DEAD_LETTER_EXCHANGE.name:
+            self.metrics.dead_letter(cmd.destination, (cmd.headers or {}).get(HEADER_REASON))
+
+
+def broker_middlewares(metrics: Metrics) -> list[Any]:
+    """Every middleware a jobcast broker runs: job context and counts, FastStream's own
+    message metrics (in the same registry)."""
+    return [
+        partial(JobTracking, metrics=metrics),
+        RabbitPrometheusMiddleware(registry=metrics.registry, app_name="jobcast"),
+    ]
