@@ -3,17 +3,22 @@
 import asyncio
 import sys
 
+import orjson
 import typer
 import uvicorn
 
 from contracts import BrokerUnavailableError, LedgerUnavailableError
+from jobcast import console
 from jobcast.gateway import create_app
 from jobcast.logs import configure_logging
 from jobcast.settings import Settings
 from jobcast.worker_process import run_worker
 
-app = typer.Typer(help="Hand long-running jobs to RabbitMQ and follow every step live.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Hand long-running jobs to RabbitMQ and follow every step live.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _settings() -> Settings:
@@ -27,7 +32,11 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
     # NOTE: the lifespan runs here rather than inside uvicorn, so a broker that cannot be
     # reached at start-up ends the process with a clear message instead of a traceback.
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, lifespan="off",
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        lifespan="off",
         timeout_graceful_shutdown=int(settings.grace_seconds) or None,
     )
 
@@ -66,6 +75,22 @@ def worker() -> None:
         asyncio.run(run_worker(settings))
     except BrokerUnavailableError as exc:
         _fail(exc)
+
+
+app.command()(console.submit)
+app.command()(console.watch)
+app.command()(console.status)
+
+
+@app.command()
+def asyncapi(
+    json: bool = typer.Option(False, "--json", help="JSON instead of YAML."),
+) -> None:
+    """Print the AsyncAPI document of the broker side (jobcast asyncapi > docs/asyncapi.yaml)."""
+    from jobcast.asyncapi import document, to_yaml
+
+    typer.echo(orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode() if json
+               else to_yaml(document()), nl=False)
 
 
 def main() -> None:
