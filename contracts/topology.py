@@ -6,10 +6,10 @@ to redeclare a queue with other arguments, so nothing else in jobcast declares t
 
 from typing import TYPE_CHECKING
 
+import aio_pika
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
 if TYPE_CHECKING:
-    from faststream.rabbit import RabbitBroker
     from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
 DELIVERY_LIMIT = 10
@@ -66,14 +66,25 @@ def reply_key(offset: int) -> str:
     return f"reply.{offset}"
 
 
-async def declare_topology(broker: "RabbitBroker") -> None:
-    """Declare every exchange and queue above (idempotent), so that nothing published is
-    unroutable whatever process starts first."""
-    dead_exchange = await broker.declare_exchange(DEAD_LETTER_EXCHANGE)
-    await broker.declare_exchange(REPLIES_EXCHANGE)
-    dead = await broker.declare_queue(DEAD_QUEUE)
-    await dead.bind(dead_exchange, routing_key="#")
-    for queue in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE):
-        await broker.declare_queue(queue)
-    ledger = await broker.declare_queue(LEDGER_QUEUE)
-    await ledger.bind(REPLIES_EXCHANGE.name, routing_key=REPLY_KEY_ALL)
+async def declare_topology(amqp_url: str) -> None:
+    """Declare every exchange, queue and binding above (idempotent), so that nothing
+    published is unroutable or dead-lettered into nothing, whatever process starts first.
+
+    Uses a connection of its own: declaring through the broker would cache these queues on its
+    default channel, and subscribers would then consume there, ignoring their own prefetch.
+    """
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        exchanges = {}
+        for exchange in (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE):
+            exchanges[exchange.name] = await channel.declare_exchange(
+                exchange.name, type=exchange.type.value, durable=exchange.durable
+            )
+        for queue in ALL_QUEUES:
+            declared = await channel.declare_queue(
+                queue.name, durable=queue.durable, arguments=dict(queue.arguments)
+            )
+            if queue is DEAD_QUEUE:
+                await declared.bind(exchanges[DEAD_LETTER_EXCHANGE.name], routing_key="#")
+            elif queue is LEDGER_QUEUE:
+                await declared.bind(exchanges[REPLIES_EXCHANGE.name], routing_key=REPLY_KEY_ALL)

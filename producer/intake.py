@@ -1,7 +1,7 @@
 """The AMQP intake: JobRequests on jobcast.schedule, answered like POST /schedule."""
 
 from faststream import AckPolicy
-from faststream.rabbit import RabbitRouter
+from faststream.rabbit import Channel, RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
@@ -17,35 +17,49 @@ from contracts.publishing import dead_letter
 from contracts.topology import SCHEDULE_QUEUE
 from producer.service import Scheduler
 
+INTAKE_PREFETCH = 256
+"""Submissions the gateway takes from jobcast.schedule at once."""
+
 
 def intake_router(scheduler: Scheduler) -> RabbitRouter:
     """A router whose one handler schedules JobRequests from jobcast.schedule."""
     router = RabbitRouter()
 
     @router.subscriber(
-        SCHEDULE_QUEUE, ack_policy=AckPolicy.MANUAL, title="jobcast.schedule:on_schedule"
+        SCHEDULE_QUEUE,
+        # NOTE: bounded, so a flood of submissions waits in the queue, not in gateway memory.
+        channel=Channel(prefetch_count=INTAKE_PREFETCH),
+        ack_policy=AckPolicy.MANUAL,
+        title="jobcast.schedule:on_schedule",
     )
-    async def on_schedule(
-        msg: RabbitMessage, broker: RabbitBroker
-    ) -> JobAccepted | ScheduleRejected | None:
+    async def on_schedule(msg: RabbitMessage, broker: RabbitBroker) -> RabbitResponse | None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
         try:
             request = JobRequest.model_validate_json(msg.body)
         except ValidationError as exc:
             reason = f"invalid job request: {describe(exc)}"
             await dead_letter(broker, msg, reason=reason, source=SCHEDULE_QUEUE)
-            return ScheduleRejected(error="invalid_request", detail=reason)
+            return _answer(ScheduleRejected(error="invalid_request", detail=reason))
         # NOTE: FastStream invents a message_id when there is none; only the sender's counts.
         key = msg.raw_message.message_id
         try:
             accepted = await scheduler.schedule(request, idempotency_key=key)
         except IdempotencyConflictError as exc:
             await dead_letter(broker, msg, reason=str(exc), source=SCHEDULE_QUEUE)
-            return ScheduleRejected(error="idempotency_conflict", detail=str(exc))
+            return _answer(ScheduleRejected(error="idempotency_conflict", detail=str(exc)))
         except BrokerUnavailableError:
             await msg.nack(requeue=True)  # try again once the broker confirms again
             return None
         await msg.ack()
-        return accepted
+        return _answer(accepted)
 
     return router
+
+
+def _answer(body: JobAccepted | ScheduleRejected) -> RabbitResponse:
+    """The RPC answer, published without the mandatory flag."""
+    # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
+    # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE; with mandatory every such
+    # answer raised in FastStream and logged a traceback. The answer is a courtesy (the job is
+    # already durable), so an answer to a vanished caller may simply be dropped.
+    return RabbitResponse(body, mandatory=False)

@@ -107,3 +107,17 @@ def _rabbitmqctl(*args: str) -> str:
 
 async def _json(http: httpx.AsyncClient, path: str) -> object:
     return (await http.get(path)).json()
+
+
+async def test_each_consumer_honours_its_own_prefetch(amqp_url, vhost, sqlite_url):
+    """Backpressure: a worker takes at most its concurrency, the ledger at most its batch."""
+    settings = Settings(
+        amqp_url=amqp_url, database_url=sqlite_url, worker_concurrency=7, ledger_prefetch=11
+    )
+    app = create_app(settings, with_worker=True)
+    async with app.router.lifespan_context(app):
+        consumers = _rabbitmqctl("list_consumers", "-p", vhost.name, "queue_name", "prefetch_count")
+    prefetch = dict(line.split("\t") for line in consumers.strip().splitlines()[1:])
+    assert prefetch["jobcast.jobs"] == "7"
+    assert prefetch["jobcast.ledger"] == "11"
+    assert int(prefetch["jobcast.schedule"]) > 0
