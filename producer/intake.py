@@ -2,7 +2,6 @@
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitResponse, RabbitRouter
-from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
 from contracts import (
@@ -12,8 +11,10 @@ from contracts import (
     JobRequest,
     ScheduleRejected,
 )
+from contracts.context import RabbitBroker, RabbitMessage
 from contracts.errors import describe
 from contracts.publishing import dead_letter
+from contracts.retrying import while_ledger_down
 from contracts.topology import SCHEDULE_QUEUE
 from producer.service import Scheduler
 
@@ -43,7 +44,9 @@ def intake_router(scheduler: Scheduler) -> RabbitRouter:
         # NOTE: FastStream invents a message_id when there is none; only the sender's counts.
         key = msg.raw_message.message_id
         try:
-            accepted = await scheduler.schedule(request, idempotency_key=key)
+            # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
+            # requeueing it would spend its delivery limit and dead-letter a good request.
+            accepted = await while_ledger_down(scheduler.schedule, request, idempotency_key=key)
         except IdempotencyConflictError as exc:
             await dead_letter(broker, msg, reason=str(exc), source=SCHEDULE_QUEUE)
             return _answer(ScheduleRejected(error="idempotency_conflict", detail=str(exc)))

@@ -1,16 +1,16 @@
 """The query side's broker edge: replies into the ledger, and resume points for workers."""
 
-import asyncio
 import logging
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitRouter
-from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
-from contracts import LedgerUnavailableError, Progress, ProgressQuery, Reply, UnknownOffsetError
+from contracts import Progress, ProgressQuery, Reply, UnknownOffsetError
+from contracts.context import RabbitBroker, RabbitMessage
 from contracts.errors import describe
 from contracts.publishing import dead_letter
+from contracts.retrying import while_ledger_down
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE
 from ledger import StoreOutcome
 from ledger.base import progress
@@ -18,8 +18,6 @@ from query.batcher import ReplyBatcher
 from query.service import Results
 
 logger = logging.getLogger(__name__)
-
-RETRY_CAP_SECONDS = 5.0
 
 
 def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> RabbitRouter:
@@ -42,7 +40,9 @@ def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> Rabb
                 broker, msg, reason=f"invalid reply: {describe(exc)}", source=LEDGER_QUEUE
             )
             return
-        outcome = await _store_until_committed(batcher, reply)
+        # NOTE: while the ledger is down the reply waits here, unacked, and is retried:
+        # never dropped, never requeued (which would spend its delivery limit).
+        outcome = await while_ledger_down(batcher.store, reply)
         if outcome is StoreOutcome.UNKNOWN_OFFSET:
             await dead_letter(
                 broker,
@@ -64,21 +64,3 @@ def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> Rabb
             return Progress(offset=query.offset, next_seq=0)
 
     return router
-
-
-async def _store_until_committed(batcher: ReplyBatcher, reply: Reply) -> StoreOutcome:
-    """Store, retrying while the database is down: the reply waits, unacked, never dropped."""
-    delay = 0.1
-    while True:
-        try:
-            return await batcher.store(reply)
-        except LedgerUnavailableError as exc:
-            logger.warning(
-                "ledger unavailable, retrying in %.1fs offset=%s seq=%s: %s",
-                delay,
-                reply.offset,
-                reply.seq,
-                exc,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_CAP_SECONDS)
