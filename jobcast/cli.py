@@ -1,7 +1,10 @@
 """The `jobcast` command: serve, gateway, worker (and the client commands)."""
 
 import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 
 import orjson
 import typer
@@ -42,12 +45,31 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
-            await uvicorn.Server(config).serve()
+            await _DrainingServer(config).serve()
 
     try:
         asyncio.run(run())
     except (BrokerUnavailableError, LedgerUnavailableError) as exc:
         _fail(exc)
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn that stops on SIGTERM/SIGINT and then *returns*, so the lifespan drains.
+
+    NOTE: plain uvicorn re-raises the signal once its own shutdown is done, which here would
+    kill the process before the lifespan stops the broker consumers and closes the ledger.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        running = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            running.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                running.remove_signal_handler(sig)
 
 
 def _fail(reason: object) -> None:

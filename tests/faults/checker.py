@@ -22,13 +22,38 @@ import asyncpg
 import httpx
 import orjson
 
-from contracts.topology import DEAD_QUEUE, HEADER_SOURCE, LEDGER_QUEUE, REPLIES_EXCHANGE
+from contracts.topology import (
+    DEAD_QUEUE,
+    HEADER_REASON,
+    HEADER_SOURCE,
+    LEDGER_QUEUE,
+    REPLIES_EXCHANGE,
+)
 from tests.support.waiting import eventually
 
 OBSERVER_QUEUE = "faults.observer"
 """A durable queue of the test's own on `reply.*`: every reply published, across faults."""
 
 FINAL = {"done", "failed"}
+
+
+@dataclass(frozen=True)
+class Taken:
+    """One message taken from a queue."""
+
+    message_id: str | None
+    headers: dict[str, Any]
+    body: bytes
+
+    @property
+    def reason(self) -> str | None:
+        """Why jobcast dead-lettered it (x-jobcast-reason)."""
+        return self.headers.get(HEADER_REASON)
+
+    @property
+    def source(self) -> str | None:
+        """Where it came from (x-jobcast-source-queue)."""
+        return self.headers.get(HEADER_SOURCE)
 
 
 @dataclass
@@ -46,6 +71,8 @@ class Verdict:
     topic_replies: int = 0
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     dead: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)
+    topic: list[dict[str, Any]] = field(default_factory=list)
+    """Every reply seen on `reply.*` (copies included)."""
     """Everything that was in jobcast.dead: (headers, body)."""
 
     def assert_clean(self) -> None:
@@ -138,12 +165,13 @@ class Checker:
         verdict.duplicated = sorted(duplicated)
 
         topic = await self._drain(OBSERVER_QUEUE)
+        verdict.topic = [reply for _, reply in topic]
         topic_pairs = Counter((m["offset"], m["seq"]) for _, m in topic)
         verdict.topic_replies = len(topic)
         verdict.topic_copies = sum(n - 1 for n in topic_pairs.values())
         verdict.dead = await self.dead_letters()
-        refused_replies = [orjson.loads(body) for headers, body in verdict.dead
-                           if headers.get(HEADER_SOURCE) == LEDGER_QUEUE.name]
+        refused_replies = [orjson.loads(taken.body) for taken in verdict.dead
+                           if taken.source == LEDGER_QUEUE.name]
         unexpected = {o for o, _ in ledger_pairs} | set(ledger_jobs) | {o for o, _ in topic_pairs}
         unexpected -= self.handed_out
         unexpected |= {m.get("offset", -1) for m in refused_replies}
@@ -163,13 +191,13 @@ class Checker:
             rows.append((int(offset), int(seq), int(attempt), int(pid), event))
         return rows
 
-    async def dead_letters(self) -> list[tuple[dict[str, Any], bytes]]:
-        """Take every message from jobcast.dead: (headers, body)."""
+    async def dead_letters(self) -> list[Taken]:
+        """Take every message from jobcast.dead."""
         return await _drain_raw(self.amqp_url, DEAD_QUEUE.name)
 
     async def _drain(self, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        return [(headers, orjson.loads(body)) for headers, body in
-                await _drain_raw(self.amqp_url, queue) if body.startswith(b"{")]
+        return [(taken.headers, orjson.loads(taken.body)) for taken in
+                await _drain_raw(self.amqp_url, queue) if taken.body.startswith(b"{")]
 
     async def _ledger_rows(self) -> tuple[list[int], list[tuple[int, int]]]:
         """Job ids and (offset, seq) of every stored reply, read straight from the database."""
@@ -192,12 +220,12 @@ class Checker:
         return jobs, pairs
 
 
-async def _drain_raw(amqp_url: str, queue_name: str) -> list[tuple[dict[str, Any], bytes]]:
+async def _drain_raw(amqp_url: str, queue_name: str) -> list[Taken]:
     connection = await aio_pika.connect(amqp_url)
-    taken: list[tuple[dict[str, Any], bytes]] = []
+    taken: list[Taken] = []
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(queue_name, ensure=False)
         while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            taken.append((dict(message.headers or {}), message.body))
+            taken.append(Taken(message.message_id, dict(message.headers or {}), message.body))
     return taken

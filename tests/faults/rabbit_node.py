@@ -155,7 +155,14 @@ class RabbitNode:
 
     def consumers(self, vhost: str) -> dict[str, int]:
         """Consumers per queue in `vhost`, as the broker counts them."""
-        out = self.ctl("list_queues", "-p", vhost, "name", "consumers", "--no-table-headers",
+        return self._per_queue(vhost, "consumers")
+
+    def depths(self, vhost: str) -> dict[str, int]:
+        """Messages (ready and unacked) per queue in `vhost`."""
+        return self._per_queue(vhost, "messages")
+
+    def _per_queue(self, vhost: str, column: str) -> dict[str, int]:
+        out = self.ctl("list_queues", "-p", vhost, "name", column, "--no-table-headers",
                        "--quiet")
         found: dict[str, int] = {}
         for line in out.splitlines():
