@@ -5,7 +5,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from consumer.handlers import worker_router
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
@@ -88,6 +90,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     return app
 
 
+_UNDECODABLE_BODY = "There was an error parsing the body"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors to HTTP answers: never a 500 for something we know about."""
 
@@ -102,3 +107,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnavailableError)
     async def unavailable(_: Request, exc: UnavailableError) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # NOTE: FastAPI answers 400 when it cannot even decode the body (not UTF-8); to a
+        # caller that is malformed JSON like any other, so it gets the same 422.
+        if exc.status_code == 400 and exc.detail == _UNDECODABLE_BODY:
+            return JSONResponse({"detail": "request body is not valid UTF-8 JSON"},
+                                status_code=422)
+        return await http_exception_handler(request, exc)

@@ -10,7 +10,14 @@ from query.service import Results
 
 router = APIRouter(tags=["results"])
 
-Offset = Annotated[int, Path(ge=0, description="The offset POST /schedule answered with.")]
+# NOTE: both ledgers keep offsets as 64-bit and seqs as 32-bit integers; a larger number in a
+# URL must be a 422 (it was never handed out), not an overflow inside the database driver.
+MAX_OFFSET = 2**63 - 1
+MAX_SEQ = 2**31 - 1
+
+Offset = Annotated[
+    int, Path(ge=0, le=MAX_OFFSET, description="The offset POST /schedule answered with.")
+]
 
 ERRORS = {
     404: {
@@ -42,7 +49,9 @@ async def read_messages(
             description="Long poll: wait up to this many seconds for a reply newer than `after`.",
         ),
     ] = 0,
-    after: Annotated[int, Query(ge=-1, description="With wait: the last seq already seen.")] = -1,
+    after: Annotated[
+        int, Query(ge=-1, le=MAX_SEQ, description="With wait: the last seq already seen.")
+    ] = -1,
 ) -> list[JsonValue]:
     """The job's results so far, in step order; `[]` before the first."""
     found = results(request)
