@@ -9,7 +9,7 @@ from pydantic import JsonValue
 from client.amqp import AmqpTransport
 from client.follow import merge
 from client.http import HttpTransport
-from contracts import JobAccepted, JobRecord, JobRequest, Reply
+from contracts import JobAccepted, JobRecord, JobRequest, JobState, Reply
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -86,6 +86,13 @@ class JobcastClient:
 
         async def recorded(since: int) -> list[Reply]:
             return [r for r in (await self.http.job(offset)).replies if r.seq > since]
+
+        record = await self.http.job(offset)
+        if record.state in (JobState.DONE, JobState.FAILED):  # nothing more will come
+            for reply in record.replies:
+                if reply.seq > after:
+                    yield reply
+            return
 
         # NOTE: subscribed before the history is read, so no reply falls between the two.
         async with self.amqp.subscription(offset) as live:

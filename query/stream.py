@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from contracts import Reply
+from contracts import JobState, Reply
 from query.http import ERRORS, Offset, results
 from query.service import Results
 
@@ -57,18 +57,23 @@ async def stream_messages(
     """Follow the job live: every reply, history then live, then a final event, then close."""
     found = results(request)
     start = last_event_id if last_event_id is not None else after
-    # NOTE: read once before streaming, so an unknown offset is a plain 404, not a broken stream.
-    history = await found.ledger.replies(offset, start)
-    return EventSourceResponse(_events(found, offset, start, history), ping=PING_SECONDS)
+    # NOTE: read before streaming, so an unknown offset is a plain 404, not a broken stream;
+    # and a job already ended streams its history and closes, even resumed after its end.
+    record = await found.job(offset)
+    history = [reply for reply in record.replies if reply.seq > start]
+    ended = record.state in (JobState.DONE, JobState.FAILED)
+    return EventSourceResponse(_events(found, offset, start, history, ended), ping=PING_SECONDS)
 
 
 async def _events(
-    found: Results, offset: int, after: int, history: list[Reply]
+    found: Results, offset: int, after: int, history: list[Reply], ended: bool
 ) -> AsyncIterator[ServerSentEvent]:
     for reply in history:
         yield reply_event(reply)
         after = reply.seq
         if reply.is_final:
             return
+    if ended:
+        return
     async for reply in found.follow(offset, after):
         yield reply_event(reply)
