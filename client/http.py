@@ -64,12 +64,14 @@ class HttpTransport:
     async def follow(self, offset: int, after: int = -1) -> AsyncIterator[Reply]:
         """Replies after `after` over SSE, reconnecting with Last-Event-ID if the stream drops."""
         failures = 0
+        connected = False
         while True:
             try:
                 async with aconnect_sse(
                     self._http, "GET", f"/messages/{offset}/stream",
                     headers={"Last-Event-ID": str(after)},
                 ) as source:
+                    connected = True
                     if source.response.status_code != 200:
                         await source.response.aread()
                         _raise_for_status(source.response, offset)
@@ -82,9 +84,10 @@ class HttpTransport:
                             return
             except httpx.TransportError as exc:
                 failures += 1
-                if failures > RECONNECTS:
+                if not connected or failures > RECONNECTS:
                     raise GatewayUnreachableError(
-                        f"lost the stream of offset {offset} from {self.url}: {exc!r}"
+                        f"cannot reach the jobcast gateway at {self.url} "
+                        f"(following offset {offset}): {exc!r}"
                     ) from exc
                 logger.info("stream dropped, resuming offset=%s after=%s", offset, after,
                             extra={"offset": offset, "seq": after})
