@@ -114,6 +114,11 @@ def document() -> dict[str, Any]:
     # NOTE: AsyncAPI 3 wants every {name} of an address declared as a parameter.
     replies = doc["channels"][f"{REPLIES_EXCHANGE.name}:{REPLY_CHANNEL}"]
     replies["parameters"] = {"offset": {"description": "The job's offset, as in reply.42."}}
+    # NOTE: FastStream's order of publishers varies between runs; the export must not.
+    for section in (doc, components):
+        for key in ("channels", "operations", "messages", "schemas"):
+            if key in section:
+                section[key] = dict(sorted(section[key].items()))
     return doc
 
 
