@@ -1,0 +1,57 @@
+"""Metric labels stay bounded; log fields come from the message, not the handler."""
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from contracts import Reply, ReplyKind
+from jobcast.metrics import BoundedLabel, Metrics, dead_letter_reason
+from jobcast.tracking import fields_of, queue_of
+
+
+def test_fn_labels_are_bounded():
+    label = BoundedLabel(limit=2)
+    assert [label(v) for v in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "unknown"]
+
+
+def test_dead_letter_reasons_map_to_a_few_labels():
+    assert dead_letter_reason("invalid job: offset: field required") == "invalid_job"
+    assert dead_letter_reason("invalid job request: fn: too long") == "invalid_request"
+    assert dead_letter_reason("unknown fn 'x'; known pipelines: default_fn") == "unknown_pipeline"
+    assert dead_letter_reason("step 1 of 'breaks' failed: PermanentStepError: no") == "step_failed"
+    assert dead_letter_reason("reply for offset 9, never handed out") == "unknown_offset"
+    assert dead_letter_reason("something new 12345") == "other"
+    assert dead_letter_reason(None) == "other"
+
+
+def test_queues_are_named_from_routing_keys_without_offsets():
+    assert queue_of("jobcast.jobs") == "jobcast.jobs"
+    assert queue_of("reply.42") == "jobcast.ledger"
+    assert queue_of("amq.gen-xyz") == "other"
+
+
+def test_log_fields_of_a_job_and_of_a_reply():
+    job = orjson.dumps({"offset": 4, "request": {"fn": "default_fn"}})
+    assert fields_of("jobcast.jobs", job, {"x-delivery-count": 2}) == {
+        "offset": 4, "fn": "default_fn", "delivery": 2,
+    }
+    assert fields_of("jobcast.jobs", b"not json", {}) == {"delivery": 0}
+    assert fields_of("reply.9", b"{}", {}) == {"offset": 9}
+
+
+def test_job_outcomes_and_steps_are_counted_by_fn():
+    metrics = Metrics()
+    metrics.job_ended("default_fn", Reply(offset=1, seq=3, kind=ReplyKind.DONE, value="done"))
+    metrics.job_ended("breaks", Reply(offset=2, seq=1, kind=ReplyKind.ERROR, value="boom"))
+    metrics.step_observer()("default_fn", 0, 0.2, True)
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    assert found[("jobcast_jobs_completed_total", (("fn", "default_fn"),))] == 1
+    assert found[("jobcast_jobs_failed_total", (("fn", "breaks"),))] == 1
+    key = ("jobcast_step_duration_seconds_count",
+           (("fn", "default_fn"), ("outcome", "ok"), ("step", "0")))
+    assert found[key] == 1
