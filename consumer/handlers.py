@@ -4,12 +4,12 @@ import logging
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitRouter
-from faststream.rabbit.annotations import RabbitBroker, RabbitMessage
 from pydantic import ValidationError
 
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
+from contracts.context import RabbitBroker, RabbitMessage
 from contracts.errors import BrokerUnavailableError, describe
 from contracts.publishing import dead_letter, publish_confirmed
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE, reply_key

@@ -13,23 +13,27 @@ import orjson
 from faststream import BaseMiddleware
 from faststream._internal.context.repository import ContextRepo
 from faststream.message import StreamMessage
-from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
+from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
 from faststream.rabbit.response import RabbitPublishCommand
 
 from contracts import Reply
 from contracts.topology import (
     DEAD_LETTER_EXCHANGE,
+    DEAD_QUEUE,
     HEADER_REASON,
     JOBS_QUEUE,
     LEDGER_QUEUE,
     PROGRESS_QUEUE,
     REPLIES_EXCHANGE,
+    REPLY_KEY_ALL,
     SCHEDULE_QUEUE,
 )
 from jobcast.logs import job_context
 from jobcast.metrics import Metrics
 
 _QUEUES = {q.name for q in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE)}
+_KNOWN = _QUEUES | {LEDGER_QUEUE.name, DEAD_QUEUE.name}
 _REPLY_PREFIX = "reply."
 
 
@@ -97,10 +101,41 @@ class JobTracking(BaseMiddleware):
             self.metrics.dead_letter(cmd.destination, (cmd.headers or {}).get(HEADER_REASON))
 
 
+_DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def destination_of(routing_key: str) -> str:
+    """A routing key as a metrics label: the queue's name, `reply.*` or the reply-to address."""
+    if routing_key.startswith(_REPLY_PREFIX):
+        return REPLY_KEY_ALL
+    if routing_key.startswith(_DIRECT_REPLY_TO):
+        return _DIRECT_REPLY_TO
+    return routing_key if routing_key in _KNOWN else "other"
+
+
+class BoundedDestinations(RabbitMetricsSettingsProvider):
+    """FastStream's RabbitMQ metrics, labelled by queue instead of by routing key."""
+
+    # NOTE: FastStream labels a message with exchange.routing_key; with reply.<offset> keys and
+    # reply-to addresses that is new time series for every job (measured: ~38 /metrics lines
+    # per job in the gateway), so memory and /metrics grew without bound.
+    def get_consume_attrs_from_message(self, msg: StreamMessage[Any]) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = queue_of(msg.raw_message.routing_key or "")
+        return attrs
+
+    def get_publish_destination_name_from_cmd(self, cmd: RabbitPublishCommand) -> str:
+        return f"{cmd.exchange.name or 'default'}.{destination_of(cmd.destination)}"
+
+
 def broker_middlewares(metrics: Metrics) -> list[Any]:
     """Every middleware a jobcast broker runs: job context and counts, FastStream's own
     message metrics (in the same registry)."""
     return [
         partial(JobTracking, metrics=metrics),
-        RabbitPrometheusMiddleware(registry=metrics.registry, app_name="jobcast"),
+        PrometheusMiddleware(
+            settings_provider_factory=lambda _: BoundedDestinations(),
+            registry=metrics.registry,
+            app_name="jobcast",
+        ),
     ]
