@@ -16,6 +16,7 @@ from jobcast.bootstrap import build_worker, create_broker, job_publisher, start_
 from jobcast.limits import BodySizeLimit
 from jobcast.metrics import Metrics
 from jobcast.settings import Settings
+from jobcast.tracing import TraceRequests, setup_tracing
 from jobcast.tracking import broker_middlewares
 from ledger import open_ledger
 from producer import http as producer_http
@@ -35,6 +36,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     """The gateway as an ASGI app; `with_worker` also runs jobs in this process (quickstart)."""
     ledger = open_ledger(settings.database_url)
     metrics = Metrics()
+    tracing = setup_tracing(settings, "jobcast-gateway")
     results = Results(ledger, ReplyHub())
     batcher = ReplyBatcher(
         metrics.time_writes(ledger.store_replies), max_batch=settings.ledger_prefetch
@@ -43,10 +45,18 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     worker = build_worker(settings) if with_worker else None
     if worker is not None:
         worker.observe = metrics.step_observer()
+        if tracing is not None:
+            worker.observe = tracing.step_spans(worker.observe)
         metrics.watch_worker(worker)
         routers.append(worker_router(worker))
-    broker = create_broker(settings, routers, broker_middlewares(metrics))
-    scheduler = Scheduler(ledger, metrics.count_scheduled(job_publisher(broker, settings)))
+    middlewares = broker_middlewares(metrics)
+    if tracing is not None:  # outermost, so every log line and count sits inside the span
+        middlewares = [*tracing.broker_middlewares(), *middlewares]
+    broker = create_broker(settings, routers, middlewares)
+    publish_job = metrics.count_scheduled(job_publisher(broker, settings))
+    if tracing is not None:
+        publish_job = tracing.carry(publish_job)
+    scheduler = Scheduler(ledger, publish_job)
     broker.include_router(intake_router(scheduler))
 
     @asynccontextmanager
@@ -66,6 +76,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
                 worker.stopping.set()
             await broker.stop()
             await ledger.close()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="jobcast",
@@ -86,6 +98,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.include_router(asyncapi.router)
     app.include_router(ops.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if tracing is not None:
+        app.add_middleware(TraceRequests, tracing=tracing)
     install_error_handlers(app)
     return app
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="The gateway the CLI's submit, watch and status talk to.",
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        "off",
+        description="OpenTelemetry traces (otel extra): console = one JSON span per line on "
+        "stderr; otlp = to OTEL_EXPORTER_OTLP_ENDPOINT.",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: text on a terminal, JSON otherwise."
     )

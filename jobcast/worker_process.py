@@ -13,6 +13,7 @@ from jobcast.bootstrap import build_worker, create_broker, start_broker
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
 from jobcast.settings import Settings
+from jobcast.tracing import setup_tracing
 from jobcast.tracking import broker_middlewares
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,12 @@ async def run_worker(settings: Settings) -> None:
     metrics = Metrics()
     worker.observe = metrics.step_observer()
     metrics.watch_worker(worker)
-    broker = create_broker(settings, [worker_router(worker)], broker_middlewares(metrics))
+    middlewares = broker_middlewares(metrics)
+    tracing = setup_tracing(settings, "jobcast-worker")
+    if tracing is not None:
+        worker.observe = tracing.step_spans(worker.observe)
+        middlewares = [*tracing.broker_middlewares(), *middlewares]
+    broker = create_broker(settings, [worker_router(worker)], middlewares)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -48,6 +54,8 @@ async def run_worker(settings: Settings) -> None:
         if ops is not None and serving is not None:
             ops.should_exit = True
             await serving
+        if tracing is not None:
+            tracing.shutdown()
         logger.info("worker stopped")
 
 

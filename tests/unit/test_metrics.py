@@ -1,6 +1,7 @@
 """Metric labels stay bounded; log fields come from the message, not the handler."""
 
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import Reply, ReplyKind
@@ -55,3 +56,13 @@ def test_job_outcomes_and_steps_are_counted_by_fn():
     key = ("jobcast_step_duration_seconds_count",
            (("fn", "default_fn"), ("outcome", "ok"), ("step", "0")))
     assert found[key] == 1
+
+
+def test_tracing_is_off_by_default_and_says_what_is_missing(monkeypatch):
+    from jobcast import tracing
+    from jobcast.settings import Settings
+
+    assert tracing.setup_tracing(Settings(), "test") is None
+    monkeypatch.setattr(tracing, "TracerProvider", None)
+    with pytest.raises(tracing.TracingUnavailableError, match=r"jobcast\[otel\]"):
+        tracing.setup_tracing(Settings(tracing="console"), "test")

@@ -1,0 +1,139 @@
+"""Optional OpenTelemetry tracing (`pip install 'jobcast[otel]'`, JOBCAST_TRACING=console|otlp).
+
+One trace runs from `POST /schedule` (continuing the caller's `traceparent`, if any) through the
+job message, every step and every reply into the ledger: FastStream's telemetry middleware
+carries the W3C context in message headers, and the Job itself carries it too (`Job.trace`)
+for consumers that read the body only.
+"""
+
+import sys
+import time
+from typing import Any
+
+from consumer.runner import StepObserver
+from contracts import Job
+from jobcast.settings import Settings
+from producer.service import PublishJob
+
+try:
+    from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+    from opentelemetry import propagate, trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+        SpanExporter,
+    )
+except ImportError:  # the otel extra is not installed
+    TracerProvider = None  # type: ignore[assignment,misc]
+
+
+class TracingUnavailableError(RuntimeError):
+    """JOBCAST_TRACING is on but the otel extra is not installed."""
+
+
+def setup_tracing(settings: Settings, service: str) -> "Tracing | None":
+    """Tracing for one process, or None when JOBCAST_TRACING is off."""
+    if settings.tracing == "off":
+        return None
+    if TracerProvider is None:
+        raise TracingUnavailableError(
+            "JOBCAST_TRACING needs the otel extra: pip install 'jobcast[otel]'"
+        )
+    return Tracing(service, settings.tracing)
+
+
+def _one_line(span: "ReadableSpan") -> str:
+    text: str = span.to_json(indent=None)
+    return text + "\n"
+
+
+def _exporter(kind: str) -> "SpanExporter":
+    if kind == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter,
+            )
+        except ImportError as exc:
+            raise TracingUnavailableError(
+                "JOBCAST_TRACING=otlp needs opentelemetry-exporter-otlp-proto-http"
+            ) from exc
+        exporter: SpanExporter = OTLPSpanExporter()  # endpoint from OTEL_EXPORTER_OTLP_*
+        return exporter
+    return ConsoleSpanExporter(out=sys.stderr, formatter=_one_line)
+
+
+class Tracing:
+    """A tracer provider of this process and the hooks that carry its context along."""
+
+    def __init__(self, service: str, kind: str) -> None:
+        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        exporter = _exporter(kind)
+        # NOTE: console spans are written at once (tests and `docker logs` read them);
+        # a collector gets them in batches.
+        processor = (BatchSpanProcessor if kind == "otlp" else SimpleSpanProcessor)(exporter)
+        self.provider.add_span_processor(processor)
+        self.tracer = self.provider.get_tracer("jobcast")
+
+    def broker_middlewares(self) -> list[Any]:
+        """FastStream's telemetry: a span per consume and publish, context in the headers."""
+        return [RabbitTelemetryMiddleware(tracer_provider=self.provider)]
+
+    def carry(self, publish: PublishJob) -> PublishJob:
+        """`publish` that writes the current W3C context into the Job (`Job.trace`)."""
+
+        async def carried(job: Job) -> None:
+            propagate.inject(job.trace)
+            await publish(job)
+
+        return carried
+
+    def step_spans(self, inner: StepObserver | None) -> StepObserver:
+        """An `observe` hook that records a span for each step attempt, then calls `inner`."""
+
+        def observe(fn: str, seq: int, seconds: float, ok: bool) -> None:
+            end = time.time_ns()
+            span = self.tracer.start_span(
+                f"{fn} step {seq}", start_time=end - int(seconds * 1e9),
+                attributes={"jobcast.fn": fn, "jobcast.step": seq, "jobcast.ok": ok},
+            )
+            if not ok:
+                span.set_status(trace.StatusCode.ERROR)
+            span.end(end_time=end)
+            if inner is not None:
+                inner(fn, seq, seconds, ok)
+
+        return observe
+
+    def shutdown(self) -> None:
+        """Flush and stop exporting."""
+        self.provider.shutdown()
+
+
+class TraceRequests:
+    """ASGI middleware: a server span per HTTP request, continuing the caller's `traceparent`."""
+
+    def __init__(self, app: Any, tracing: Tracing) -> None:
+        self.app = app
+        self.tracer = tracing.tracer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        with self.tracer.start_as_current_span(
+            f"{scope['method']} {scope['path']}",
+            context=propagate.extract(carrier),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+        ) as span:
+
+            async def send_status(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_status)
