@@ -1,9 +1,9 @@
 """The errors the client adds to contracts' hierarchy::
 
-    JobcastError
-    ├── ScheduleRejectedError       the gateway refused the request (HTTP 409/422, AMQP rejection)
-    └── UnavailableError
-        └── GatewayUnreachableError  nothing answers at the gateway URL
+JobcastError
+├── ScheduleRejectedError       the gateway refused the request (HTTP 409/422, AMQP rejection)
+└── UnavailableError
+    └── GatewayUnreachableError  nothing answers at the gateway URL
 """
 
 from contracts import JobcastError, UnavailableError

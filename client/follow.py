@@ -16,7 +16,9 @@ GAP_SECONDS = 30.0
 
 
 async def merge(
-    history: History, live: "asyncio.Queue[Reply]", after: int = -1,
+    history: History,
+    live: "asyncio.Queue[Reply]",
+    after: int = -1,
     gap_seconds: float = GAP_SECONDS,
 ) -> AsyncIterator[Reply]:
     """Replies after `after`: history first, then live, until the final one.

@@ -68,7 +68,9 @@ class HttpTransport:
         while True:
             try:
                 async with aconnect_sse(
-                    self._http, "GET", f"/messages/{offset}/stream",
+                    self._http,
+                    "GET",
+                    f"/messages/{offset}/stream",
                     headers={"Last-Event-ID": str(after)},
                 ) as source:
                     connected = True
@@ -89,8 +91,12 @@ class HttpTransport:
                         f"cannot reach the jobcast gateway at {self.url} "
                         f"(following offset {offset}): {exc!r}"
                     ) from exc
-                logger.info("stream dropped, resuming offset=%s after=%s", offset, after,
-                            extra={"offset": offset, "seq": after})
+                logger.info(
+                    "stream dropped, resuming offset=%s after=%s",
+                    offset,
+                    after,
+                    extra={"offset": offset, "seq": after},
+                )
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
 
     async def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:

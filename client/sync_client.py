@@ -39,8 +39,11 @@ class SyncJobcastClient:
         self, *, fn: str, deployment: str, framework: str, idempotency_key: str | None = None
     ) -> int:
         """Schedule a job; returns its offset."""
-        return self._runner.run(self._client.schedule(
-            fn=fn, deployment=deployment, framework=framework, idempotency_key=idempotency_key))
+        return self._runner.run(
+            self._client.schedule(
+                fn=fn, deployment=deployment, framework=framework, idempotency_key=idempotency_key
+            )
+        )
 
     def status(self, offset: int) -> JobRecord:
         """The job as recorded now."""

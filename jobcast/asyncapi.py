@@ -33,8 +33,9 @@ from query.service import Results
 def doc_settings() -> Settings:
     """What the document is generated with, whatever the environment says: the served and the
     committed document are the same."""
-    return Settings(amqp_url="amqp://localhost:5672/", database_url="sqlite:///unused.db",
-                    pipelines=[])
+    return Settings(
+        amqp_url="amqp://localhost:5672/", database_url="sqlite:///unused.db", pipelines=[]
+    )
 
 
 PAYLOADS: dict[str, type[BaseModel]] = {
@@ -60,16 +61,21 @@ def _documented_publishers() -> RabbitRouter:
     """Publishers FastStream cannot see: the handlers publish through `broker.publish`."""
     router = RabbitRouter()
     router.publisher(
-        exchange=REPLIES_EXCHANGE, routing_key=REPLY_CHANNEL, schema=Reply,
+        exchange=REPLIES_EXCHANGE,
+        routing_key=REPLY_CHANNEL,
+        schema=Reply,
         title=f"{REPLIES_EXCHANGE.name}:{REPLY_CHANNEL}",
         description="Each step's outcome, the moment it ends: result, then done or error.",
     )
     router.publisher(
-        JOBS_QUEUE, schema=Job, title=f"{JOBS_QUEUE.name}:publish",
+        JOBS_QUEUE,
+        schema=Job,
+        title=f"{JOBS_QUEUE.name}:publish",
         description="A scheduled job, persistent, published with publisher confirms.",
     )
     router.publisher(
-        schema=JobAccepted | ScheduleRejected, title="jobcast.schedule:answer",
+        schema=JobAccepted | ScheduleRejected,
+        title="jobcast.schedule:answer",
         description="The RPC answer to a request on jobcast.schedule, sent to its reply_to.",
     )
     return router
@@ -97,8 +103,11 @@ def documented_broker(settings: Settings) -> RabbitBroker:
 def document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document, as a dict (built once per process; do not mutate)."""
     spec = AsyncAPI(
-        documented_broker(doc_settings()), title="jobcast", version="0.1.0",
-        description=DESCRIPTION, schema_version="3.0.0",
+        documented_broker(doc_settings()),
+        title="jobcast",
+        version="0.1.0",
+        description=DESCRIPTION,
+        schema_version="3.0.0",
     ).to_specification()
     doc: dict[str, Any] = orjson.loads(spec.to_json())
     components = doc.setdefault("components", {})

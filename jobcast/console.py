@@ -116,10 +116,13 @@ def _print_record(record: JobRecord) -> None:
     colour = {JobState.DONE: "green", JobState.FAILED: "red"}.get(record.state, "yellow")
     request = record.request
     console.print(f"offset {record.offset}: [bold {colour}]{record.state}[/bold {colour}]")
-    console.print(f"  fn={request.fn} deployment={request.deployment} "
-                  f"framework={request.framework}")
-    console.print(f"  created {record.created_at:%Y-%m-%d %H:%M:%S}, "
-                  f"updated {record.updated_at:%Y-%m-%d %H:%M:%S}")
+    console.print(
+        f"  fn={request.fn} deployment={request.deployment} framework={request.framework}"
+    )
+    console.print(
+        f"  created {record.created_at:%Y-%m-%d %H:%M:%S}, "
+        f"updated {record.updated_at:%Y-%m-%d %H:%M:%S}"
+    )
     for reply in record.replies:
         console.print("  " + _describe(reply))
 

@@ -127,6 +127,5 @@ def install_error_handlers(app: FastAPI) -> None:
         # NOTE: FastAPI answers 400 when it cannot even decode the body (not UTF-8); to a
         # caller that is malformed JSON like any other, so it gets the same 422.
         if exc.status_code == 400 and exc.detail == _UNDECODABLE_BODY:
-            return JSONResponse({"detail": "request body is not valid UTF-8 JSON"},
-                                status_code=422)
+            return JSONResponse({"detail": "request body is not valid UTF-8 JSON"}, status_code=422)
         return await http_exception_handler(request, exc)

@@ -66,27 +66,39 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.fn = BoundedLabel()
         r = self.registry
-        self.scheduled = Counter("jobcast_jobs_scheduled", "Jobs accepted and confirmed by "
-                                 "RabbitMQ.", ["fn"], registry=r)
-        self.completed = Counter("jobcast_jobs_completed", "Jobs that ended with done.",
-                                 ["fn"], registry=r)
-        self.failed = Counter("jobcast_jobs_failed", "Jobs that ended with an error reply.",
-                              ["fn"], registry=r)
-        self.step_seconds = Histogram(
-            "jobcast_step_duration_seconds", "Duration of each step attempt.",
-            ["fn", "step", "outcome"], buckets=STEP_BUCKETS, registry=r,
+        self.scheduled = Counter(
+            "jobcast_jobs_scheduled", "Jobs accepted and confirmed by RabbitMQ.", ["fn"], registry=r
         )
-        self.in_flight = Gauge("jobcast_jobs_in_flight", "Jobs this process is running now.",
-                               registry=r)
-        self.redeliveries = Counter("jobcast_redeliveries", "Messages RabbitMQ delivered again.",
-                                    ["queue"], registry=r)
+        self.completed = Counter(
+            "jobcast_jobs_completed", "Jobs that ended with done.", ["fn"], registry=r
+        )
+        self.failed = Counter(
+            "jobcast_jobs_failed", "Jobs that ended with an error reply.", ["fn"], registry=r
+        )
+        self.step_seconds = Histogram(
+            "jobcast_step_duration_seconds",
+            "Duration of each step attempt.",
+            ["fn", "step", "outcome"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "jobcast_jobs_in_flight", "Jobs this process is running now.", registry=r
+        )
+        self.redeliveries = Counter(
+            "jobcast_redeliveries", "Messages RabbitMQ delivered again.", ["queue"], registry=r
+        )
         self.dead_lettered = Counter(
-            "jobcast_dead_lettered", "Messages jobcast moved to jobcast.dead, by reason.",
-            ["queue", "reason"], registry=r,
+            "jobcast_dead_lettered",
+            "Messages jobcast moved to jobcast.dead, by reason.",
+            ["queue", "reason"],
+            registry=r,
         )
         self.ledger_write_seconds = Histogram(
-            "jobcast_ledger_write_seconds", "Time to commit one batch of replies to the ledger.",
-            buckets=WRITE_BUCKETS, registry=r,
+            "jobcast_ledger_write_seconds",
+            "Time to commit one batch of replies to the ledger.",
+            buckets=WRITE_BUCKETS,
+            registry=r,
         )
 
     def render(self) -> tuple[bytes, str]:
@@ -138,4 +150,3 @@ class Metrics:
     def redelivered(self, queue: str) -> None:
         """RabbitMQ delivered a message from `queue` again."""
         self.redeliveries.labels(queue).inc()
-

@@ -96,7 +96,8 @@ class Tracing:
         def observe(fn: str, seq: int, seconds: float, ok: bool) -> None:
             end = time.time_ns()
             span = self.tracer.start_span(
-                f"{fn} step {seq}", start_time=end - int(seconds * 1e9),
+                f"{fn} step {seq}",
+                start_time=end - int(seconds * 1e9),
                 attributes={"jobcast.fn": fn, "jobcast.step": seq, "jobcast.ok": ok},
             )
             if not ok:

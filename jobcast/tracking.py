@@ -84,9 +84,7 @@ class JobTracking(BaseMiddleware):
         finally:
             job_context.reset(token)
 
-    async def publish_scope(
-        self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any
-    ) -> Any:
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
         result = await call_next(cmd)
         if isinstance(cmd, RabbitPublishCommand):
             self._count(cmd)
@@ -94,8 +92,7 @@ class JobTracking(BaseMiddleware):
 
     def _count(self, cmd: RabbitPublishCommand) -> None:
         exchange = cmd.exchange.name
-        if exchange == REPLIES_EXCHANGE.name and isinstance(cmd.body, Reply) \
-                and cmd.body.is_final:
+        if exchange == REPLIES_EXCHANGE.name and isinstance(cmd.body, Reply) and cmd.body.is_final:
             self.metrics.job_ended(job_context.get().get("fn"), cmd.body)
         elif exchange == DEAD_LETTER_EXCHANGE.name:
             self.metrics.dead_letter(cmd.destination, (cmd.headers or {}).get(HEADER_REASON))

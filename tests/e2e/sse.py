@@ -14,7 +14,9 @@ class Event:
 
 
 async def read_events(
-    http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None,
+    http: httpx.AsyncClient,
+    path: str,
+    headers: dict[str, str] | None = None,
     limit: int | None = None,
 ) -> list[Event]:
     """Every event until the server closes the stream (or `limit` events)."""
@@ -26,8 +28,13 @@ async def read_events(
         async for line in response.aiter_lines():
             if not line:
                 if "data" in fields:
-                    events.append(Event(fields.get("id", ""), fields.get("event", "message"),
-                                        orjson.loads(fields["data"])))
+                    events.append(
+                        Event(
+                            fields.get("id", ""),
+                            fields.get("event", "message"),
+                            orjson.loads(fields["data"]),
+                        )
+                    )
                     if limit is not None and len(events) >= limit:
                         break
                 fields = {}

@@ -19,18 +19,34 @@ def server(spawn, jobcast_env):
     return process
 
 
-def jobcast(*args: str, url: str | None = None, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+def jobcast(
+    *args: str,
+    url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     command = [*JOBCAST, *args] + (["--url", url] if url else [])
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, check=False,
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
     )
 
 
 def test_submit_watch_shows_each_step_and_exits_zero_when_done(server):
-    run = jobcast("submit", "--fn", "default_fn", "--deployment", "Docker",
-                  "--framework", "FastAPI", "--watch", url=server.url)
+    run = jobcast(
+        "submit",
+        "--fn",
+        "default_fn",
+        "--deployment",
+        "Docker",
+        "--framework",
+        "FastAPI",
+        "--watch",
+        url=server.url,
+    )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "scheduled offset 0 (default_fn)" in lines[0]
@@ -57,7 +73,9 @@ def test_json_output_for_scripts(server):
     assert watched.returncode == 0, watched.stderr
     replies = [orjson.loads(line) for line in watched.stdout.splitlines()]
     assert [(r["seq"], r["kind"], r["value"]) for r in replies] == [
-        (0, "result", "result1"), (1, "result", "result2"), (2, "result", "result3"),
+        (0, "result", "result1"),
+        (1, "result", "result2"),
+        (2, "result", "result3"),
         (3, "done", "done"),
     ]
 
@@ -69,8 +87,11 @@ def test_json_output_for_scripts(server):
 
 
 def test_status_of_a_failed_job_exits_non_zero_and_url_comes_from_the_environment(server):
-    offset = orjson.loads(jobcast("submit", "--fn", "breaks", "--json", "--watch",
-                                  env={"JOBCAST_URL": server.url}).stdout.splitlines()[0])
+    offset = orjson.loads(
+        jobcast(
+            "submit", "--fn", "breaks", "--json", "--watch", env={"JOBCAST_URL": server.url}
+        ).stdout.splitlines()[0]
+    )
     status = jobcast("status", str(offset["offset"]), env={"JOBCAST_URL": server.url})
     assert status.returncode == 1
     assert "failed" in status.stdout

@@ -35,8 +35,9 @@ async def test_sse_history_then_live_then_final_event_and_close(server):
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         offset = await _schedule(http)
         # join once the first step is recorded: history first, then the rest live
-        await eventually(lambda: http.get(f"/messages/{offset}"), until=lambda r: r.json(),
-                         what="first result")
+        await eventually(
+            lambda: http.get(f"/messages/{offset}"), until=lambda r: r.json(), what="first result"
+        )
         began = time.monotonic()
         events = await read_events(http, f"/messages/{offset}/stream")
         waited = time.monotonic() - began
@@ -54,13 +55,16 @@ async def test_sse_resumes_after_last_event_id_without_gap_or_repeat(server):
         offset = await _schedule(http)
         first = await read_events(http, f"/messages/{offset}/stream", limit=2)
         assert [e.id for e in first] == ["0", "1"]
-        rest = await read_events(http, f"/messages/{offset}/stream",
-                                 headers={"Last-Event-ID": first[-1].id})
+        rest = await read_events(
+            http, f"/messages/{offset}/stream", headers={"Last-Event-ID": first[-1].id}
+        )
         assert [e.id for e in rest] == ["2", "3"]
         assert [e.data["value"] for e in first + rest] == DONE
         # resuming after the final event: nothing more, the stream just closes
-        assert await read_events(http, f"/messages/{offset}/stream",
-                                 headers={"Last-Event-ID": "3"}) == []
+        assert (
+            await read_events(http, f"/messages/{offset}/stream", headers={"Last-Event-ID": "3"})
+            == []
+        )
 
 
 async def test_sse_failed_job_ends_with_an_error_event(server):

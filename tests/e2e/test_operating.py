@@ -32,7 +32,8 @@ def value(found: dict, name: str, **labels: str) -> float:
 async def finished(http: httpx.AsyncClient, offset: int) -> list[object]:
     """The job's messages once it is done or failed."""
     await eventually(
-        lambda: _state(http, offset), until=lambda s: s in ("done", "failed"),
+        lambda: _state(http, offset),
+        until=lambda s: s in ("done", "failed"),
         what=f"job {offset} ended",
     )
     return await _messages(http, offset)
@@ -66,8 +67,15 @@ async def test_metrics_move_with_jobs(spawn, jobcast_env):
 
         after = await eventually(
             scrape,
-            until=lambda m: value(m, "jobcast_dead_lettered_total", queue="jobcast.jobs",
-                                  reason="unknown_pipeline") == 1,
+            until=lambda m: (
+                value(
+                    m,
+                    "jobcast_dead_lettered_total",
+                    queue="jobcast.jobs",
+                    reason="unknown_pipeline",
+                )
+                == 1
+            ),
             what="dead letters counted",
         )
         response = await http.get("/metrics")
@@ -77,13 +85,24 @@ async def test_metrics_move_with_jobs(spawn, jobcast_env):
     assert value(after, "jobcast_jobs_completed_total", fn="default_fn") == 1
     assert value(after, "jobcast_jobs_failed_total", fn="breaks") == 1
     assert value(after, "jobcast_jobs_failed_total", fn="nope") == 1
-    assert value(after, "jobcast_dead_lettered_total", queue="jobcast.jobs",
-                 reason="step_failed") == 1
+    assert (
+        value(after, "jobcast_dead_lettered_total", queue="jobcast.jobs", reason="step_failed") == 1
+    )
     for step in ("0", "1", "2"):
-        assert value(after, "jobcast_step_duration_seconds_count", fn="default_fn", step=step,
-                     outcome="ok") == 1
-    assert value(after, "jobcast_step_duration_seconds_count", fn="breaks", step="1",
-                 outcome="error") == 1
+        assert (
+            value(
+                after,
+                "jobcast_step_duration_seconds_count",
+                fn="default_fn",
+                step=step,
+                outcome="ok",
+            )
+            == 1
+        )
+    assert (
+        value(after, "jobcast_step_duration_seconds_count", fn="breaks", step="1", outcome="error")
+        == 1
+    )
     assert value(after, "jobcast_ledger_write_seconds_count") >= 1
     assert value(after, "jobcast_jobs_in_flight") == 0
     # no per-offset labels anywhere
@@ -95,22 +114,29 @@ async def test_metrics_move_with_jobs(spawn, jobcast_env):
 async def test_worker_serves_health_ready_and_metrics_on_its_own_port(spawn, jobcast_env):
     worker_port = free_port()
     gateway = spawn("gateway", jobcast_env, name="gateway")
-    worker = spawn("worker", {**jobcast_env, "JOBCAST_WORKER_PORT": str(worker_port)},
-                   name="worker")
+    worker = spawn(
+        "worker", {**jobcast_env, "JOBCAST_WORKER_PORT": str(worker_port)}, name="worker"
+    )
     gateway.wait_http()
     probe = f"http://127.0.0.1:{worker_port}"
     async with httpx.AsyncClient(timeout=10) as http:
-        await eventually(lambda: _status(http, probe + "/ready"), until=lambda s: s == 200,
-                         what="worker ready")
+        await eventually(
+            lambda: _status(http, probe + "/ready"), until=lambda s: s == 200, what="worker ready"
+        )
         assert (await http.get(probe + "/health")).json() == {"status": "ok"}
         assert (await http.get(probe + "/ready")).json() == {"ready": True, "broker": True}
         offset = (await http.post(gateway.url + "/schedule", json=JOB)).json()["offset"]
-        await eventually(lambda: _messages_at(http, gateway.url, offset),
-                         until=lambda m: m == DONE, what="job done")
+        await eventually(
+            lambda: _messages_at(http, gateway.url, offset),
+            until=lambda m: m == DONE,
+            what="job done",
+        )
         found = samples((await http.get(probe + "/metrics")).text)
     assert value(found, "jobcast_jobs_completed_total", fn="default_fn") == 1
-    assert value(found, "jobcast_step_duration_seconds_count", fn="default_fn", step="2",
-                 outcome="ok") == 1
+    assert (
+        value(found, "jobcast_step_duration_seconds_count", fn="default_fn", step="2", outcome="ok")
+        == 1
+    )
     assert worker.proc is not None
     assert worker.proc.poll() is None
 
@@ -119,31 +145,45 @@ async def test_ready_turns_red_when_the_broker_goes_away(spawn, amqp_base_url, s
     vhost = Vhost(amqp_base_url)
     deleted = False
     worker_port = free_port()
-    env = {"JOBCAST_AMQP_URL": vhost.url, "JOBCAST_DATABASE_URL": sqlite_url,
-           "JOBCAST_PORT": str(free_port()), "JOBCAST_STEP_SECONDS": "0.05"}
+    env = {
+        "JOBCAST_AMQP_URL": vhost.url,
+        "JOBCAST_DATABASE_URL": sqlite_url,
+        "JOBCAST_PORT": str(free_port()),
+        "JOBCAST_STEP_SECONDS": "0.05",
+    }
     try:
         gateway = spawn("gateway", env, name="gateway")
         spawn("worker", {**env, "JOBCAST_WORKER_PORT": str(worker_port)}, name="worker")
         gateway.wait_http()
         worker_ready = f"http://127.0.0.1:{worker_port}/ready"
         async with httpx.AsyncClient(timeout=10) as http:
-            await eventually(lambda: _status(http, worker_ready), until=lambda s: s == 200,
-                             what="worker ready")
+            await eventually(
+                lambda: _status(http, worker_ready), until=lambda s: s == 200, what="worker ready"
+            )
             offset = (await http.post(gateway.url + "/schedule", json=JOB)).json()["offset"]
-            await eventually(lambda: _messages_at(http, gateway.url, offset),
-                             until=lambda m: m == DONE, what="job done")
+            await eventually(
+                lambda: _messages_at(http, gateway.url, offset),
+                until=lambda m: m == DONE,
+                what="job done",
+            )
 
             vhost.delete()  # the broker is gone for both processes
             deleted = True
 
-            await eventually(lambda: _status(http, gateway.url + "/ready"),
-                             until=lambda s: s == 503, what="gateway not ready")
+            await eventually(
+                lambda: _status(http, gateway.url + "/ready"),
+                until=lambda s: s == 503,
+                what="gateway not ready",
+            )
             ready = (await http.get(gateway.url + "/ready")).json()
             assert ready["broker"] is False
             assert ready["ready"] is False
             assert ready["ledger"] is True
-            await eventually(lambda: _status(http, worker_ready), until=lambda s: s == 503,
-                             what="worker not ready")
+            await eventually(
+                lambda: _status(http, worker_ready),
+                until=lambda s: s == 503,
+                what="worker not ready",
+            )
             # alive all the same, and results are still served from the ledger
             assert (await http.get(gateway.url + "/health")).status_code == 200
             assert await _messages_at(http, gateway.url, offset) == DONE
@@ -160,8 +200,9 @@ async def test_json_logs_carry_the_job_on_every_line(spawn, jobcast_env):
     server.wait_http()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         offset = (await http.post("/schedule", json=JOB)).json()["offset"]
-        await eventually(lambda: _messages(http, offset), until=lambda m: m == DONE,
-                         what="job done")
+        await eventually(
+            lambda: _messages(http, offset), until=lambda m: m == DONE, what="job done"
+        )
     server.wait_log('"job done')
     lines = [orjson.loads(line) for line in server.log().splitlines() if line.startswith("{")]
     done = [line for line in lines if line["message"].startswith("job done")]

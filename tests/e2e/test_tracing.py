@@ -38,26 +38,39 @@ async def test_a_trace_runs_from_post_schedule_through_steps_and_replies(spawn, 
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         answer = await http.post("/schedule", json=JOB, headers={"traceparent": TRACEPARENT})
         offset = answer.json()["offset"]
-        await eventually(lambda: http.get(f"/messages/{offset}"),
-                         until=lambda r: r.json()[-1:] == ["done"], what="job done")
+        await eventually(
+            lambda: http.get(f"/messages/{offset}"),
+            until=lambda r: r.json()[-1:] == ["done"],
+            what="job done",
+        )
     worker.wait_log('"job done')
 
     def ours(found: list[dict]) -> list[str]:
         return [s["name"] for s in found if s["context"]["trace_id"] == "0x" + TRACE_ID]
 
     async def replies_stored() -> int:
-        return len([n for n in ours(spans(gateway.log())) if n.startswith("jobcast.replies")
-                    and n.endswith("process")])
+        return len(
+            [
+                n
+                for n in ours(spans(gateway.log()))
+                if n.startswith("jobcast.replies") and n.endswith("process")
+            ]
+        )
 
-    await eventually(replies_stored, until=lambda n: n >= 4,
-                     what="the gateway stored all four replies under the trace")
+    await eventually(
+        replies_stored,
+        until=lambda n: n >= 4,
+        what="the gateway stored all four replies under the trace",
+    )
     at_gateway = ours(spans(gateway.log()))
     at_worker = ours(spans(worker.log()))
     assert "POST /schedule" in at_gateway  # continues the caller's traceparent
     assert any(n.startswith("default.jobcast.jobs publish") for n in at_gateway)
     assert any(n.startswith("default.jobcast.jobs process") for n in at_worker)
     assert [n for n in at_worker if " step " in n] == [
-        "default_fn step 0", "default_fn step 1", "default_fn step 2"
+        "default_fn step 0",
+        "default_fn step 1",
+        "default_fn step 2",
     ]
     reply_publishes = [n for n in at_worker if n.startswith("jobcast.replies") and "publish" in n]
     assert len(reply_publishes) == 4  # three results and done
@@ -65,4 +78,3 @@ async def test_a_trace_runs_from_post_schedule_through_steps_and_replies(spawn, 
     about_job = [line for line in lines(worker.log()) if line.get("offset") == offset]
     assert about_job
     assert all(line.get("trace_id") == TRACE_ID for line in about_job), about_job
-

@@ -60,13 +60,23 @@ def test_asyncapi_names_the_public_topology_and_every_message():
     assert replies["bindings"]["amqp"]["exchange"]["type"] == "topic"
     assert "offset" in replies["parameters"]
     schemas = doc["components"]["schemas"]
-    for name in ("Job", "JobRequest", "JobAccepted", "ScheduleRejected", "Reply", "ReplyKind",
-                 "ProgressQuery"):
+    for name in (
+        "Job",
+        "JobRequest",
+        "JobAccepted",
+        "ScheduleRejected",
+        "Reply",
+        "ReplyKind",
+        "ProgressQuery",
+    ):
         assert name in schemas, name
     assert "EmptyPayload" not in schemas  # every handler's payload is documented
     payloads = {m["payload"].get("$ref") for m in doc["components"]["messages"].values()}
-    assert {"#/components/schemas/Job", "#/components/schemas/JobRequest",
-            "#/components/schemas/Reply"} <= payloads
+    assert {
+        "#/components/schemas/Job",
+        "#/components/schemas/JobRequest",
+        "#/components/schemas/Reply",
+    } <= payloads
     assert schemas["JobRequest"]["examples"] == [
         {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
     ]
@@ -99,8 +109,9 @@ async def test_openapi_is_valid_with_examples_and_every_error(gateway: httpx.Asy
     for path in ("/messages/{offset}", "/messages/{offset}/stream", "/jobs/{offset}"):
         responses = paths[path]["get"]["responses"]
         assert {"200", "404", "422", "503"} <= set(responses), path
-    assert paths["/messages/{offset}"]["get"]["responses"]["404"]["content"][
-        "application/json"]["example"] == {"detail": "Offset not found"}
+    assert paths["/messages/{offset}"]["get"]["responses"]["404"]["content"]["application/json"][
+        "example"
+    ] == {"detail": "Offset not found"}
     stream = paths["/messages/{offset}/stream"]["get"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
     assert {p["name"] for p in stream["parameters"]} >= {"offset", "last-event-id", "after"}

@@ -33,7 +33,9 @@ def test_queues_are_named_from_routing_keys_without_offsets():
 def test_log_fields_of_a_job_and_of_a_reply():
     job = orjson.dumps({"offset": 4, "request": {"fn": "default_fn"}})
     assert fields_of("jobcast.jobs", job, {"x-delivery-count": 2}) == {
-        "offset": 4, "fn": "default_fn", "delivery": 2,
+        "offset": 4,
+        "fn": "default_fn",
+        "delivery": 2,
     }
     assert fields_of("jobcast.jobs", b"not json", {}) == {"delivery": 0}
     assert fields_of("reply.9", b"{}", {}) == {"offset": 9}
@@ -53,8 +55,10 @@ def test_job_outcomes_and_steps_are_counted_by_fn():
     }
     assert found[("jobcast_jobs_completed_total", (("fn", "default_fn"),))] == 1
     assert found[("jobcast_jobs_failed_total", (("fn", "breaks"),))] == 1
-    key = ("jobcast_step_duration_seconds_count",
-           (("fn", "default_fn"), ("outcome", "ok"), ("step", "0")))
+    key = (
+        "jobcast_step_duration_seconds_count",
+        (("fn", "default_fn"), ("outcome", "ok"), ("step", "0")),
+    )
     assert found[key] == 1
 
 
