@@ -54,11 +54,16 @@ class Ledger(Protocol):
 async def progress(ledger: Ledger, offset: int) -> Progress:
     """How far a job got: where a redelivered job resumes."""
     recorded = await ledger.replies(offset)
-    if not recorded:
+    # NOTE: a worker publishes a job's replies in seq order but does not wait for each confirm
+    # before the next, so if one was lost and a later one stored, the ledger has a gap; the
+    # job resumes at the gap (the later reply, sent again, is kept once).
+    last = None
+    for expected, reply in enumerate(recorded):
+        if reply.seq != expected:
+            break
+        last = reply
+    if last is None:
         return Progress(offset=offset, next_seq=0)
-    last = recorded[-1]
-    # NOTE: seqs are contiguous per job (a worker publishes step n only after step n-1 is
-    # confirmed), so the last recorded reply marks the resume point.
     return Progress(
         offset=offset,
         next_seq=last.seq + 1,

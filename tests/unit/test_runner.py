@@ -157,3 +157,33 @@ async def test_every_attempt_is_observed(ok):
         observe=lambda fn, seq, seconds, good: seen.append((fn, seq, good)),
     )
     assert seen == ([("p", 0, True)] if ok else [("p", 0, False)] * 3)
+
+
+async def test_replies_are_pipelined_and_the_run_ends_only_once_all_are_confirmed():
+    confirm = asyncio.Event()
+    started: list[int] = []
+
+    async def publish(reply: Reply) -> None:
+        started.append(reply.seq)
+        await confirm.wait()  # the broker has not confirmed yet
+
+    pipeline, _ = counting()
+    running = asyncio.ensure_future(run_job(job(), pipeline, publish, retry=FAST))
+    await asyncio.sleep(0.05)
+    assert started == [0, 1, 2, 3]  # every reply on its way, in seq order, none confirmed
+    assert not running.done()  # so the job cannot be acknowledged yet
+    confirm.set()
+    assert (await running).outcome is Outcome.DONE
+
+
+async def test_an_unconfirmed_reply_fails_the_run_after_the_rest_settle():
+    from contracts import BrokerUnavailableError
+
+    async def publish(reply: Reply) -> None:
+        await asyncio.sleep(0.01)
+        if reply.seq == 1:
+            raise BrokerUnavailableError("nacked")
+
+    pipeline, _ = counting()
+    with pytest.raises(BrokerUnavailableError):
+        await run_job(job(), pipeline, publish, retry=FAST)
