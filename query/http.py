@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import JsonValue
 
-from contracts import JobRecord
+from contracts import JobRecord, JobState
 from query.service import Results
 
 router = APIRouter(tags=["results"])
@@ -56,6 +56,9 @@ async def read_messages(
     """The job's results so far, in step order; `[]` before the first."""
     found = results(request)
     if wait > 0:
+        record = await found.job(offset)
+        if record.state in (JobState.DONE, JobState.FAILED):  # nothing newer will ever come
+            return [reply.value for reply in record.replies]
         await found.wait_for(offset, after, timeout=wait)
     return await found.messages(offset)
 

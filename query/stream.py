@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import JobState, Reply
-from query.http import ERRORS, Offset, results
+from query.http import ERRORS, MAX_SEQ, Offset, results
 from query.service import Results
 
 router = APIRouter(tags=["results"])
@@ -48,10 +48,15 @@ async def stream_messages(
     request: Request,
     last_event_id: Annotated[
         int | None,
-        Header(ge=-1, description="Resume after this seq (browsers send it on reconnect)."),
+        Header(
+            ge=-1, le=MAX_SEQ, description="Resume after this seq (browsers send it on reconnect)."
+        ),
     ] = None,
     after: Annotated[
-        int, Query(ge=-1, description="Start after this seq (when no Last-Event-ID is sent).")
+        int,
+        Query(
+            ge=-1, le=MAX_SEQ, description="Start after this seq (when no Last-Event-ID is sent)."
+        ),
     ] = -1,
 ) -> EventSourceResponse:
     """Follow the job live: every reply, history then live, then a final event, then close."""

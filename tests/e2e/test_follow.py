@@ -86,10 +86,14 @@ async def test_two_followers_of_one_job_see_the_same_events(server):
     assert [e.data["value"] for e in one] == DONE
 
 
-async def test_sse_unknown_offset_is_404(server):
+async def test_sse_unknown_offset_is_404_and_a_bad_last_event_id_422(server):
     async with httpx.AsyncClient(base_url=server.url) as http:
         answer = await http.get("/messages/999/stream")
-    assert (answer.status_code, answer.json()) == (404, {"detail": "Offset not found"})
+        assert (answer.status_code, answer.json()) == (404, {"detail": "Offset not found"})
+        offset = await _schedule(http)
+        for bad in ("x", "-2", str(2**40)):
+            answer = await http.get(f"/messages/{offset}/stream", headers={"Last-Event-ID": bad})
+            assert answer.status_code == 422, bad
 
 
 async def test_long_poll_returns_as_soon_as_there_is_something_newer(server):
@@ -106,10 +110,16 @@ async def test_long_poll_returns_as_soon_as_there_is_something_newer(server):
             seen = len(snapshots[-1]) - 1
         assert snapshots[-1] == DONE
         assert len(snapshots) >= 2  # woken step by step, not once at the end
-        # nothing newer comes: the timeout answers with what there is
+        # the job has ended, nothing newer will come: answered at once, not at the timeout
         began = time.monotonic()
-        answer = await http.get(f"/messages/{offset}", params={"wait": 0.5, "after": 3})
+        answer = await http.get(f"/messages/{offset}", params={"wait": 30, "after": 3})
         assert answer.json() == DONE
+        assert time.monotonic() - began < 5
+        # a running job with nothing newer: the timeout answers with what there is
+        running = await _schedule(http, {**JOB, "fn": "breaks"})
+        began = time.monotonic()
+        answer = await http.get(f"/messages/{running}", params={"wait": 0.1, "after": 5})
+        assert answer.status_code == 200
         assert time.monotonic() - began < 5
 
 
