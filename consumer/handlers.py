@@ -11,7 +11,7 @@ from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
 from contracts.context import RabbitBroker, RabbitMessage
 from contracts.errors import BrokerUnavailableError, describe
-from contracts.publishing import dead_letter, publish_confirmed
+from contracts.publishing import dead_letter, publish_confirmed, request_reply
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE, reply_key
 
 logger = logging.getLogger(__name__)
@@ -101,12 +101,11 @@ def worker_router(worker: Worker) -> RabbitRouter:
 async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progress | None:
     """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
     try:
-        answer = await broker.request(
-            ProgressQuery(offset=job.offset),
-            queue=PROGRESS_QUEUE,
+        answer = await request_reply(
+            broker, ProgressQuery(offset=job.offset), queue=PROGRESS_QUEUE,
             timeout=worker.resume_timeout,
         )
-        return Progress.model_validate_json(answer.body)
+        return Progress.model_validate_json(answer)
     except (TimeoutError, ValidationError, BrokerUnavailableError) as exc:
         logger.warning("no resume point for offset=%s (%s); starting over", job.offset, exc)
         return None

@@ -9,18 +9,19 @@ import aiormq
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from contracts.errors import BrokerUnavailableError
 from contracts.topology import DEAD_LETTER_EXCHANGE, HEADER_REASON, HEADER_SOURCE
 
 logger = logging.getLogger(__name__)
 
-_BROKER_FAILURES = (
+_CONNECTION_FAILURES = (
     aiormq.exceptions.AMQPError,
     aiormq.exceptions.ChannelInvalidStateError,
     ConnectionError,
-    TimeoutError,
 )
+_BROKER_FAILURES = (*_CONNECTION_FAILURES, TimeoutError)
 
 
 async def publish_confirmed(
@@ -54,6 +55,33 @@ async def publish_confirmed(
         raise BrokerUnavailableError(
             f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}".rstrip(": ")
         ) from exc
+
+
+async def request_reply(
+    broker: RabbitBroker, message: BaseModel, *, queue: RabbitQueue, timeout: float
+) -> bytes:
+    """Send `message` to `queue` and return the body of its answer (RPC, direct reply-to).
+
+    Raises TimeoutError if nobody answered within `timeout`, BrokerUnavailableError if the
+    channel stayed broken that long.
+    """
+    # NOTE: right after a reconnect, aio-pika may still be reopening the channel the RPC
+    # uses ("channel closed"); that heals within moments, so it is retried until the deadline.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(_CONNECTION_FAILURES),
+            reraise=True,
+        ):
+            with attempt:
+                remaining = max(deadline - loop.time(), 0.05)
+                answer = await broker.request(message, queue=queue, timeout=remaining)
+    except _CONNECTION_FAILURES as exc:
+        raise BrokerUnavailableError(f"RPC to {queue.name} failed: {exc!r}") from exc
+    return bytes(answer.body)
 
 
 async def dead_letter(
