@@ -1,13 +1,16 @@
 """Operating jobcast: /metrics moving, /health and /ready on the gateway and on a worker's own
 port, /ready turning red when the broker goes away, job fields on every JSON log line."""
 
+import asyncio
+import subprocess
+
 import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.broker import Vhost
-from tests.support.processes import free_port
+from tests.support.processes import JOBCAST, free_port
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -190,6 +193,19 @@ async def test_ready_turns_red_when_the_broker_goes_away(spawn, amqp_base_url, s
             # a new job cannot be confirmed: 503, never an offset
             refused = await http.post(gateway.url + "/schedule", json=JOB)
             assert refused.status_code == 503
+            # and the CLI says so plainly
+            cli = await asyncio.to_thread(
+                subprocess.run,
+                [*JOBCAST, "submit", "--url", gateway.url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert cli.returncode == 3
+            assert "cannot take it now" in cli.stderr
+            assert "RabbitMQ" in cli.stderr
+            assert "Traceback" not in cli.stderr
     finally:
         if not deleted:
             vhost.delete()
