@@ -13,10 +13,12 @@ from typing import Any
 from consumer.runner import StepObserver
 from contracts import Job
 from jobcast.settings import Settings
+from jobcast.tracking import destination_of
 from producer.service import PublishJob
 
 try:
-    from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+    from faststream.opentelemetry import TelemetryMiddleware
+    from faststream.rabbit.opentelemetry.provider import RabbitTelemetrySettingsProvider
     from opentelemetry import propagate, trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -79,7 +81,12 @@ class Tracing:
 
     def broker_middlewares(self) -> list[Any]:
         """FastStream's telemetry: a span per consume and publish, context in the headers."""
-        return [RabbitTelemetryMiddleware(tracer_provider=self.provider)]
+        return [
+            TelemetryMiddleware(
+                settings_provider_factory=lambda _: _bounded_span_names(),
+                tracer_provider=self.provider,
+            )
+        ]
 
     def carry(self, publish: PublishJob) -> PublishJob:
         """`publish` that writes the current W3C context into the Job (`Job.trace`)."""
@@ -111,6 +118,24 @@ class Tracing:
     def shutdown(self) -> None:
         """Flush and stop exporting."""
         self.provider.shutdown()
+
+
+def _bounded_span_names() -> Any:
+    """FastStream's RabbitMQ span settings, naming spans by queue or `reply.*`.
+
+    FastStream names a span after the routing key; with reply.<offset> keys that is a new span
+    name for every job, which tracing backends index and group by.
+    """
+
+    class BoundedSpanNames(RabbitTelemetrySettingsProvider):
+        def get_consume_destination_name(self, msg: Any) -> str:
+            raw = msg.raw_message
+            return f"{raw.exchange or 'default'}.{destination_of(raw.routing_key or '')}"
+
+        def get_publish_destination_name(self, cmd: Any) -> str:
+            return f"{cmd.exchange.name or 'default'}.{destination_of(cmd.destination)}"
+
+    return BoundedSpanNames()
 
 
 class TraceRequests:

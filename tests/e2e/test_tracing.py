@@ -72,8 +72,10 @@ async def test_a_trace_runs_from_post_schedule_through_steps_and_replies(spawn, 
         "default_fn step 1",
         "default_fn step 2",
     ]
-    reply_publishes = [n for n in at_worker if n.startswith("jobcast.replies") and "publish" in n]
+    reply_publishes = [n for n in at_worker if n == "jobcast.replies.reply.* publish"]
     assert len(reply_publishes) == 4  # three results and done
+    # span names never carry the offset (one name per job would be no name at all)
+    assert not [n for n in at_gateway + at_worker if f"reply.{offset}" in n]
     # and every log line the worker wrote about the job names the trace
     about_job = [line for line in lines(worker.log()) if line.get("offset") == offset]
     assert about_job
