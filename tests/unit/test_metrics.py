@@ -70,3 +70,29 @@ def test_tracing_is_off_by_default_and_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(tracing, "TracerProvider", None)
     with pytest.raises(tracing.TracingUnavailableError, match=r"jobcast\[otel\]"):
         tracing.setup_tracing(Settings(tracing="console"), "test")
+
+
+async def test_the_broker_middleware_counts_redeliveries_and_binds_the_job_to_log_lines():
+    from types import SimpleNamespace
+
+    from jobcast.logs import job_context
+    from jobcast.tracking import JobTracking
+
+    metrics = Metrics()
+    seen: list[dict[str, object]] = []
+
+    async def handler(msg: object) -> None:
+        seen.append(dict(job_context.get()))
+
+    raw = SimpleNamespace(routing_key="jobcast.jobs", redelivered=True)
+    msg = SimpleNamespace(
+        raw_message=raw,
+        body=orjson.dumps({"offset": 5, "request": {"fn": "default_fn"}}),
+        headers={"x-delivery-count": 1},
+    )
+    middleware = JobTracking(None, context=None, metrics=metrics)  # type: ignore[arg-type]
+    await middleware.consume_scope(handler, msg)  # type: ignore[arg-type]
+    assert seen == [{"offset": 5, "fn": "default_fn", "delivery": 1}]
+    assert job_context.get() == {}  # unbound once the message is handled
+    body = metrics.render()[0].decode()
+    assert 'jobcast_redeliveries_total{queue="jobcast.jobs"} 1.0' in body
