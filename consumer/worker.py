@@ -14,7 +14,7 @@ class Worker:
     registry: Registry
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_seconds: float = 0.0
-    concurrency: int = 64
+    concurrency: int = 256
     publish_timeout: float = 5.0
     resume_timeout: float = 3.0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)

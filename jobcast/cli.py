@@ -11,7 +11,7 @@ import typer
 import uvicorn
 
 from contracts import BrokerUnavailableError, LedgerUnavailableError
-from jobcast import console
+from jobcast import console, loop
 from jobcast.gateway import create_app
 from jobcast.logs import configure_logging
 from jobcast.settings import Settings
@@ -48,7 +48,7 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
             await _DrainingServer(config).serve()
 
     try:
-        asyncio.run(run())
+        loop.run(run())
     except (BrokerUnavailableError, LedgerUnavailableError) as exc:
         _fail(exc)
 
@@ -94,7 +94,7 @@ def worker() -> None:
     """Run jobs from jobcast.jobs; start as many as you like."""
     settings = _settings()
     try:
-        asyncio.run(run_worker(settings))
+        loop.run(run_worker(settings))
     except BrokerUnavailableError as exc:
         _fail(exc)
 

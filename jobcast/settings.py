@@ -26,7 +26,7 @@ class Settings(BaseSettings):
         description="Comma-separated modules whose Pipeline objects workers load.",
     )
     worker_concurrency: int = Field(
-        64, ge=1, description="Jobs one worker runs at once (its prefetch on jobcast.jobs)."
+        256, ge=1, description="Jobs one worker runs at once (its prefetch on jobcast.jobs)."
     )
     step_attempts: int = Field(3, ge=1, description="Tries per step before the job fails.")
     retry_initial_seconds: float = Field(0.5, ge=0, description="First retry backoff.")

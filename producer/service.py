@@ -39,5 +39,6 @@ class Scheduler:
         except BrokerUnavailableError:
             await self._ledger.discard_job(offset)
             raise
-        logger.info("scheduled offset=%s fn=%s", offset, request.fn)
+        # NOTE: debug, not info: one line per job was measurable at full load (bench/).
+        logger.debug("scheduled offset=%s fn=%s", offset, request.fn)
         return JobAccepted(offset=offset)
