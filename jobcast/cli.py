@@ -39,6 +39,8 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # NOTE: off by default: a log line per request cost measurable throughput (bench/).
+        access_log=settings.access_log,
         lifespan="off",
         timeout_graceful_shutdown=int(settings.grace_seconds) or None,
     )

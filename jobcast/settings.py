@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "auto", description="auto: text on a terminal, JSON otherwise."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    access_log: bool = Field(
+        False, description="Log every HTTP request (uvicorn's access log): one line per request."
+    )
 
     @field_validator("pipelines", mode="before")
     @classmethod
