@@ -1,0 +1,1 @@
+"""jobcast's benchmark: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,157 @@
+"""The workloads W1, W2, W3 and the memory run, each timing one system once."""
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+from bench.clients import JOB, AmqpSubmitter, http_client, post_all
+from bench.harness import RssSampler
+from bench.systems import JOBS_QUEUE, FastapiExample, Jobcast, PikaBaseline
+
+SCHEDULE_QUEUE = "jobcast.schedule"
+POLL_SECONDS = 0.02
+
+
+async def _until_done(done_count: Callable[[], int], target: int, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while await asyncio.to_thread(done_count) < target:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"only {done_count()} of {target} jobs done after {timeout}s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _throughput(submit: Awaitable[object], done_count: Callable[[], int], n: int,
+                      timeout: float) -> float:
+    """Jobs/s from the first submission until `n` more jobs are done (readable)."""
+    base = await asyncio.to_thread(done_count)
+    began = time.perf_counter()
+    submitting = asyncio.ensure_future(submit)
+    await _until_done(done_count, base + n, timeout)
+    await submitting
+    return n / (time.perf_counter() - began)
+
+
+def _job_body(offset: int) -> bytes:
+    return orjson.dumps({"offset": offset, "request": JOB})
+
+
+async def w1_amqp_pika(pika: PikaBaseline, n: int, first: int) -> float:
+    """W1 on the baseline: publish n jobs to its queue; until the recorder holds every done."""
+    client = AmqpSubmitter(pika.vhost.url, JOBS_QUEUE, rpc=False)
+    await client.open()
+    try:
+        bodies = (_job_body(first + i) for i in range(n))
+        return await _throughput(client.publish_all(bodies), pika.done_count, n, 60 + n / 50)
+    finally:
+        await client.close()
+
+
+async def w1_amqp_jobcast(jobcast: Jobcast, n: int) -> float:
+    """W1 on jobcast: JobRequests on jobcast.schedule (RPC); until every done is committed."""
+    client = AmqpSubmitter(jobcast.vhost.url, SCHEDULE_QUEUE, rpc=True)
+    await client.open()
+    body = orjson.dumps(JOB)
+    try:
+        rate = await _throughput(client.publish_all(body for _ in range(n)),
+                                 jobcast.done_count, n, 60 + n / 50)
+        # the answers travel behind the jobs; give the last ones a moment
+        deadline = time.perf_counter() + 10
+        while len(client.answers) < n and time.perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if len(client.answers) != n:
+            raise RuntimeError(f"{len(client.answers)} of {n} schedule requests answered")
+        return rate
+    finally:
+        await client.close()
+
+
+async def w1_http(base_url: str, done_count: Callable[[], int], n: int) -> float:
+    """W1 over HTTP: POST /schedule n times; until every job is done."""
+    async with http_client(base_url) as http:
+        return await _throughput(post_all(http, n), done_count, n, 60 + n / 50)
+
+
+@dataclass
+class Latency:
+    """Percentiles in milliseconds."""
+
+    first_p50: float
+    first_p99: float
+    done_p50: float
+    done_p99: float
+
+
+def _latency(first: list[float], done: list[float]) -> Latency:
+    def pct(values: list[float], q: int) -> float:
+        return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
+
+    return Latency(pct(first, 50), pct(first, 99), pct(done, 50), pct(done, 99))
+
+
+async def w2_pika(pika: PikaBaseline, jobs: int, first_offset: int) -> Latency:
+    """W2 on the baseline: one job at a time, submit → held by the recorder."""
+    client = AmqpSubmitter(pika.vhost.url, JOBS_QUEUE, rpc=False)
+    await client.open()
+    first: list[float] = []
+    done: list[float] = []
+    try:
+        for offset in range(first_offset, first_offset + jobs):
+            began = time.perf_counter()
+            await client.publish(_job_body(offset))
+            first.append(await pika.wait_for("F", offset) - began)
+            done.append(await pika.wait_for("D", offset) - began)
+    finally:
+        await client.close()
+    return _latency(first, done)
+
+
+async def w2_jobcast(jobcast: Jobcast, jobs: int) -> Latency:
+    """W2 on jobcast: POST /schedule, then long-poll GET /messages until first and done."""
+    first: list[float] = []
+    done: list[float] = []
+    async with http_client(jobcast.http_url) as http:
+        for _ in range(jobs):
+            began = time.perf_counter()
+            offset = (await http.post("/schedule", json=JOB)).json()["offset"]
+            seen: list[str] = []
+            while not seen or seen[-1] != "done":
+                response = await http.get(f"/messages/{offset}",
+                                          params={"wait": 10, "after": len(seen) - 1})
+                now = time.perf_counter()
+                if not seen and response.json():
+                    first.append(now - began)
+                seen = response.json()
+            done.append(time.perf_counter() - began)
+    return _latency(first, done)
+
+
+async def w3_jobcast(jobcast: Jobcast, n: int) -> float:
+    """W3: n jobs of 3 x 100 ms steps through the worker jobcast runs now."""
+    return await w1_amqp_jobcast(jobcast, n)
+
+
+@dataclass
+class Memory:
+    gateway_peak: int
+    worker_peak: int
+    gateway_growth: int
+    worker_growth: int
+    rate: float
+
+
+async def memory_jobcast(jobcast: Jobcast, n: int) -> Memory:
+    """A W1-AMQP run of n jobs with the RSS of gateway and worker sampled throughout."""
+    assert jobcast.gateway is not None
+    assert jobcast.worker is not None
+    processes = {"gateway": jobcast.gateway, "worker": jobcast.worker}
+    with RssSampler(processes) as rss:
+        rate = await w1_amqp_jobcast(jobcast, n)
+    return Memory(rss.peak("gateway"), rss.peak("worker"), rss.growth("gateway"),
+                  rss.growth("worker"), rate)
+
+
+__all__ = ["FastapiExample", "Latency", "Memory"]

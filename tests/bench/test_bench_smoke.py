@@ -1,0 +1,40 @@
+"""The benchmark still runs end to end (tiny sizes; the numbers mean nothing here)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROWS = (
+    "W1 over AMQP",
+    "W1 over HTTP",
+    "W2 submit → first result readable, p50",
+    "W2 submit → first result readable, p99",
+    "W2 submit → done readable, p50",
+    "W2 submit → done readable, p99",
+    "W3 ",
+    "W3, against the aio-pika baseline",
+    "W3 worker peak RSS",
+    "Memory run",
+    "Gateway peak RSS",
+    "Worker peak RSS",
+    "Ledger bytes per job",
+)
+
+
+def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) -> None:
+    out = tmp_path / "latest.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "BENCH_AMQP_URL": amqp_base_url},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = out.read_text()
+    assert table.strip() == done.stdout.strip()
+    for row in ROWS:
+        assert f"| {row}" in table, f"{row!r} missing from:\n{table}"
