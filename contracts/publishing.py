@@ -5,11 +5,12 @@ import asyncio
 import logging
 from typing import Any
 
+import aio_pika
+import aio_pika.abc
 import aiormq
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from contracts.errors import BrokerUnavailableError
 from contracts.topology import DEAD_LETTER_EXCHANGE, HEADER_REASON, HEADER_SOURCE
@@ -22,6 +23,7 @@ _CONNECTION_FAILURES = (
     ConnectionError,
 )
 _BROKER_FAILURES = (*_CONNECTION_FAILURES, TimeoutError)
+_DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 async def publish_confirmed(
@@ -63,25 +65,36 @@ async def request_reply(
     """Send `message` to `queue` and return the body of its answer (RPC, direct reply-to).
 
     Raises TimeoutError if nobody answered within `timeout`, BrokerUnavailableError if the
-    channel stayed broken that long.
+    broker connection is down.
     """
-    # NOTE: right after a reconnect, aio-pika may still be reopening the channel the RPC
-    # uses ("channel closed"); that heals within moments, so it is retried until the deadline.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    # NOTE: FastStream's broker.request() consumes on a *robust* reply queue that aio-pika
+    # re-consumes when it restores a connection. A request made while a reconnect is being
+    # restored (a redelivered job asking where to resume) can then break the restore
+    # (DuplicateConsumerTag) and leave the worker connected but consuming nothing. So the
+    # RPC gets a plain, short-lived channel of its own, which aio-pika never restores.
+    connection = getattr(broker, "_connection", None)
+    if connection is None or not connection.connected.is_set():
+        raise BrokerUnavailableError(f"RPC to {queue.name}: RabbitMQ is unreachable")
     try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_delay(timeout),
-            wait=wait_fixed(0.1),
-            retry=retry_if_exception_type(_CONNECTION_FAILURES),
-            reraise=True,
-        ):
-            with attempt:
-                remaining = max(deadline - loop.time(), 0.05)
-                answer = await broker.request(message, queue=queue, timeout=remaining)
+        async with asyncio.timeout(timeout), aio_pika.Channel(
+            connection, publisher_confirms=False
+        ) as channel:
+            answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            async def on_answer(answer: aio_pika.abc.AbstractIncomingMessage) -> None:
+                if not answered.done():
+                    answered.set_result(answer.body)
+
+            replies = await channel.get_queue(_DIRECT_REPLY_TO, ensure=False)
+            await replies.consume(on_answer, no_ack=True)
+            await channel.default_exchange.publish(
+                aio_pika.Message(message.model_dump_json().encode(), reply_to=_DIRECT_REPLY_TO,
+                                 content_type="application/json"),
+                routing_key=queue.name,
+            )
+            return await answered
     except _CONNECTION_FAILURES as exc:
         raise BrokerUnavailableError(f"RPC to {queue.name} failed: {exc!r}") from exc
-    return bytes(answer.body)
 
 
 async def dead_letter(

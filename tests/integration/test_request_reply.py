@@ -1,0 +1,39 @@
+"""The progress RPC on the real broker: a plain channel of its own, never restored by aio-pika."""
+
+import pytest
+from faststream.rabbit import RabbitBroker, RabbitQueue
+
+from contracts import BrokerUnavailableError, Progress, ProgressQuery
+from contracts.publishing import request_reply
+
+pytestmark = pytest.mark.integration
+
+QUESTIONS = RabbitQueue("test.progress", auto_delete=True)
+
+
+async def test_the_answer_comes_back(amqp_url: str):
+    broker = RabbitBroker(amqp_url)
+
+    @broker.subscriber(QUESTIONS)
+    async def answer(query: ProgressQuery) -> Progress:
+        return Progress(offset=query.offset, next_seq=2, previous="/0/1")
+
+    async with broker:
+        await broker.start()
+        body = await request_reply(broker, ProgressQuery(offset=7), queue=QUESTIONS, timeout=5)
+    assert Progress.model_validate_json(body) == Progress(offset=7, next_seq=2, previous="/0/1")
+
+
+async def test_nobody_answering_is_a_timeout(amqp_url: str):
+    broker = RabbitBroker(amqp_url)
+    async with broker:
+        await broker.start()
+        await broker.declare_queue(QUESTIONS)
+        with pytest.raises(TimeoutError):
+            await request_reply(broker, ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5)
+
+
+async def test_a_broker_that_is_not_connected_is_unavailable(amqp_url: str):
+    with pytest.raises(BrokerUnavailableError):
+        await request_reply(RabbitBroker(amqp_url), ProgressQuery(offset=7), queue=QUESTIONS,
+                            timeout=0.5)
