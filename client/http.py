@@ -13,6 +13,7 @@ from contracts import (
     JobAccepted,
     JobRecord,
     JobRequest,
+    JobState,
     Reply,
     UnavailableError,
     UnknownOffsetError,
@@ -84,6 +85,15 @@ class HttpTransport:
                         yield reply
                         if reply.is_final:
                             return
+                # NOTE: closed before the final reply: the gateway is stopping, or the job had
+                # ended before `after`. Only the job's record tells which.
+                ended = await self._ended_after(offset, after)
+                if ended is not None:
+                    for reply in ended:
+                        yield reply
+                    return
+                failures += 1
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
             except httpx.TransportError as exc:
                 failures += 1
                 if not connected or failures > RECONNECTS:
@@ -98,6 +108,16 @@ class HttpTransport:
                     extra={"offset": offset, "seq": after},
                 )
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+
+    async def _ended_after(self, offset: int, after: int) -> list[Reply] | None:
+        """The replies after `after` if the job has ended; None if it runs (or can't be read)."""
+        try:
+            record = await self.job(offset)
+        except GatewayUnreachableError:
+            return None
+        if record.state not in (JobState.DONE, JobState.FAILED):
+            return None
+        return [reply for reply in record.replies if reply.seq > after]
 
     async def _send(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         try:

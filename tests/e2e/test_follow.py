@@ -173,3 +173,16 @@ def test_sync_client_for_scripts(server):
     assert kinds == [ReplyKind.RESULT, ReplyKind.ERROR]
     assert record.state == "failed"
     assert "the disk is on fire" in (record.error or "")
+
+
+@pytest.mark.parametrize("transport", ["http", "amqp"])
+async def test_client_resumes_after_a_seq_and_ends_at_once_after_the_end(
+    server, jobcast_env, transport
+):
+    amqp_url = jobcast_env["JOBCAST_AMQP_URL"] if transport == "amqp" else None
+    async with JobcastClient(server.url, amqp_url=amqp_url) as client:
+        offset = await client.schedule(fn="default_fn", deployment="Docker", framework="FastAPI")
+        assert [r.seq async for r in client.follow(offset, after=1)] == [2, 3]
+        began = time.monotonic()
+        assert [r async for r in client.follow(offset, after=3)] == []
+        assert time.monotonic() - began < 5
