@@ -60,3 +60,17 @@ async def test_resume_after_a_seq():
     live: asyncio.Queue[Reply] = asyncio.Queue()
     live.put_nowait(reply(3, final=True))
     assert await collect(ledger, live, after=1) == [2, 3]
+
+
+def test_the_client_depends_on_contracts_only():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, client; print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'consumer', 'producer', 'query', 'ledger', 'jobcast'}))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
