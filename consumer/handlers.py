@@ -63,6 +63,17 @@ def worker_router(worker: Worker) -> RabbitRouter:
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
                 return
+            if deliveries >= worker.max_deliveries:
+                # NOTE: a job that took its worker down this often will do it again; fail it
+                # with a reason before the broker's delivery limit drops it without one.
+                reason = (f"gave up after {deliveries} deliveries: each time, the worker "
+                          f"running the job died or lost the broker")
+                seq = start.next_seq if start is not None else 0
+                await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR,
+                                    value=reason))
+                await dead_letter(broker, msg, reason=reason, source=JOBS_QUEUE)
+                logger.warning("crash loop, job failed offset=%(offset)s", log)
+                return
             result = await run_job(
                 job,
                 pipeline,

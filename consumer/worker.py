@@ -17,6 +17,8 @@ class Worker:
     concurrency: int = 256
     publish_timeout: float = 5.0
     resume_timeout: float = 3.0
+    max_deliveries: int = 8
+    """Fail a job delivered this often before (crash loop) instead of running it again."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     observe: StepObserver | None = None
     in_flight: int = 0

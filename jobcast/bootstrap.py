@@ -80,4 +80,5 @@ def build_worker(settings: Settings) -> Worker:
         concurrency=settings.worker_concurrency,
         publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,
+        max_deliveries=settings.max_deliveries,
     )

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.topology import DELIVERY_LIMIT
+
 
 class Settings(BaseSettings):
     """jobcast's settings; the README's table lists each with its default."""
@@ -39,6 +41,14 @@ class Settings(BaseSettings):
     )
     resume_timeout_seconds: float = Field(
         3.0, gt=0, description="How long a worker asks the query side where to resume."
+    )
+    max_deliveries: int = Field(
+        DELIVERY_LIMIT - 2,
+        ge=1,
+        le=DELIVERY_LIMIT,
+        description="A job handed to workers this often (each crashed or lost the broker on "
+        "it) fails with a reason instead of running again: jobcast's cap before the broker's "
+        f"delivery limit ({DELIVERY_LIMIT}).",
     )
     ledger_prefetch: int = Field(
         256, ge=1, description="Replies the query handler takes at once (batch size bound)."

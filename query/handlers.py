@@ -3,7 +3,7 @@
 import logging
 
 from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitRouter
+from faststream.rabbit import Channel, RabbitResponse, RabbitRouter
 from pydantic import ValidationError
 
 from contracts import Progress, ProgressQuery, Reply, UnknownOffsetError
@@ -56,11 +56,14 @@ def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> Rabb
             results.hub.notify(reply.offset)
 
     @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress")
-    async def on_progress(query: ProgressQuery) -> Progress:
+    async def on_progress(query: ProgressQuery) -> RabbitResponse:
         """Tell a worker where a redelivered job resumes."""
         try:
-            return await progress(results.ledger, query.offset)
+            found = await progress(results.ledger, query.offset)
         except UnknownOffsetError:
-            return Progress(offset=query.offset, next_seq=0)
+            found = Progress(offset=query.offset, next_seq=0)
+        # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to
+        # address and *also* returns it as NO_ROUTE (see producer/intake.py).
+        return RabbitResponse(found, mandatory=False)
 
     return router

@@ -65,3 +65,20 @@ async def _fails_twice(ctx: StepContext) -> str:
         raise ConnectionError(f"upstream hiccup (attempt {ctx.attempt})")
     _record(ctx, "finish")
     return f"worked on attempt {ctx.attempt}"
+
+
+crashes = Pipeline("crashes")
+"""Its second step takes the whole worker down, every time (a segfault, the OOM killer)."""
+
+
+@crashes.step
+async def _fine(ctx: StepContext) -> str:
+    _record(ctx, "finish")
+    return "fine"
+
+
+@crashes.step
+async def _dies(ctx: StepContext) -> str:
+    _record(ctx, "start")
+    await asyncio.sleep(ctx.step_seconds)  # mid-step, as a real crash would be
+    os._exit(17)
