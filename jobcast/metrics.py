@@ -27,6 +27,7 @@ DEAD_LETTER_REASONS = (
     ("step ", "step_failed"),
     ("idempotency key", "idempotency_conflict"),
     ("reply for offset", "unknown_offset"),
+    ("gave up after", "crash_loop"),
 )
 
 

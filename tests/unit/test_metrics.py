@@ -20,6 +20,9 @@ def test_dead_letter_reasons_map_to_a_few_labels():
     assert dead_letter_reason("unknown fn 'x'; known pipelines: default_fn") == "unknown_pipeline"
     assert dead_letter_reason("step 1 of 'breaks' failed: PermanentStepError: no") == "step_failed"
     assert dead_letter_reason("reply for offset 9, never handed out") == "unknown_offset"
+    assert dead_letter_reason("gave up after 5 deliveries: each time, the worker died") == (
+        "crash_loop"
+    )
     assert dead_letter_reason("something new 12345") == "other"
     assert dead_letter_reason(None) == "other"
 
