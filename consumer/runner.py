@@ -143,42 +143,61 @@ def _retrieve(future: "asyncio.Future[None]") -> None:
 async def _run_step(
     pipeline: Pipeline, ctx: StepContext, retry: RetryPolicy, observe: StepObserver | None
 ) -> JsonValue:
-    step = pipeline.steps[ctx.seq]
-    loop = asyncio.get_running_loop()
+    # NOTE: the first attempt runs without tenacity: building a retry loop for every step cost
+    # ~12% of a worker's CPU under load (py-spy, bench/); it is built only once a step failed.
+    try:
+        return await _attempt(pipeline, ctx, 1, observe)
+    except PermanentStepError:
+        raise
+    except Exception:
+        if retry.attempts <= 1:
+            raise
+    backoff = wait_exponential_jitter(
+        multiplier=retry.initial_seconds, max=retry.max_seconds, jitter=retry.initial_seconds
+    )
+    await asyncio.sleep(backoff(_After(1)))  # type: ignore[arg-type]
     async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(retry.attempts),
-        wait=wait_exponential_jitter(
-            multiplier=retry.initial_seconds, max=retry.max_seconds, jitter=retry.initial_seconds
-        ),
+        stop=stop_after_attempt(retry.attempts - 1),
+        wait=lambda state: backoff(_After(state.attempt_number + 1)),  # type: ignore[arg-type]
         retry=retry_if_not_exception_type(PermanentStepError),
         reraise=True,
     ):
         with attempt:
-            number = attempt.retry_state.attempt_number
-            began = loop.time()
-            try:
-                value = await step(
-                    StepContext(
-                        ctx.offset,
-                        ctx.seq,
-                        ctx.request,
-                        ctx.previous,
-                        ctx.step_seconds,
-                        attempt=number,
-                    )
-                )
-            except Exception:
-                logger.warning(
-                    "step failed offset=%s fn=%s seq=%s attempt=%s",
-                    ctx.offset,
-                    pipeline.name,
-                    ctx.seq,
-                    number,
-                    exc_info=True,
-                )
-                if observe is not None:
-                    observe(pipeline.name, ctx.seq, loop.time() - began, False)
-                raise
-            if observe is not None:
-                observe(pipeline.name, ctx.seq, loop.time() - began, True)
+            value = await _attempt(pipeline, ctx, attempt.retry_state.attempt_number + 1, observe)
+    return value
+
+
+class _After:
+    """The part of tenacity's RetryCallState a wait strategy reads: how many attempts ran."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+
+
+async def _attempt(
+    pipeline: Pipeline, ctx: StepContext, number: int, observe: StepObserver | None
+) -> JsonValue:
+    step = pipeline.steps[ctx.seq]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        value = await step(
+            StepContext(
+                ctx.offset, ctx.seq, ctx.request, ctx.previous, ctx.step_seconds, attempt=number
+            )
+        )
+    except Exception:
+        logger.warning(
+            "step failed offset=%s fn=%s seq=%s attempt=%s",
+            ctx.offset,
+            pipeline.name,
+            ctx.seq,
+            number,
+            exc_info=True,
+        )
+        if observe is not None:
+            observe(pipeline.name, ctx.seq, loop.time() - began, False)
+        raise
+    if observe is not None:
+        observe(pipeline.name, ctx.seq, loop.time() - began, True)
     return value
