@@ -1,8 +1,11 @@
 """Following a job over HTTP: GET /messages/{offset}/stream as Server-Sent Events."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -14,6 +17,9 @@ router = APIRouter(tags=["results"])
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing a quiet stream."""
+
+SHUTDOWN_GRACE_SECONDS = 2.0
+"""On shutdown, how long open streams get to end cleanly before they are cut off."""
 
 STREAM_DOC = {
     200: {
@@ -67,11 +73,22 @@ async def stream_messages(
     record = await found.job(offset)
     history = [reply for reply in record.replies if reply.seq > start]
     ended = record.state in (JobState.DONE, JobState.FAILED)
-    return EventSourceResponse(_events(found, offset, start, history, ended), ping=PING_SECONDS)
+    shutdown = anyio.Event()
+    return EventSourceResponse(
+        _events(found, offset, start, history, ended, shutdown),
+        ping=PING_SECONDS,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+    )
 
 
 async def _events(
-    found: Results, offset: int, after: int, history: list[Reply], ended: bool
+    found: Results,
+    offset: int,
+    after: int,
+    history: list[Reply],
+    ended: bool,
+    shutdown: anyio.Event,
 ) -> AsyncIterator[ServerSentEvent]:
     for reply in history:
         yield reply_event(reply)
@@ -80,5 +97,27 @@ async def _events(
             return
     if ended:
         return
-    async for reply in found.follow(offset, after):
+    async for reply in _until(shutdown, found.follow(offset, after)):
         yield reply_event(reply)
+
+
+async def _until(shutdown: anyio.Event, replies: AsyncIterator[Reply]) -> AsyncIterator[Reply]:
+    """`replies` until the server shuts down; then the stream ends cleanly (not cut off), and
+    the client resumes with Last-Event-ID wherever it reconnects."""
+    stopping = asyncio.ensure_future(shutdown.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(replies))
+            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await step
+                return
+            try:
+                reply = step.result()
+            except StopAsyncIteration:
+                return
+            yield reply
+    finally:
+        stopping.cancel()

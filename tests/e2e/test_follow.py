@@ -186,3 +186,20 @@ async def test_client_resumes_after_a_seq_and_ends_at_once_after_the_end(
         began = time.monotonic()
         assert [r async for r in client.follow(offset, after=3)] == []
         assert time.monotonic() - began < 5
+
+
+async def test_open_streams_end_cleanly_when_the_gateway_stops(spawn, jobcast_env):
+    # NOTE: no worker: the job stays queued, so its stream stays open until the gateway stops
+    env = {**jobcast_env, "JOBCAST_ACCESS_LOG": "true"}
+    server = spawn("gateway", env, name="gateway")
+    server.wait_http()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        offset = await _schedule(http)
+        following = asyncio.create_task(read_events(http, f"/messages/{offset}/stream"))
+        await asyncio.to_thread(server.wait_log, f"GET /messages/{offset}/stream")
+        began = time.monotonic()
+        assert await asyncio.to_thread(server.terminate) == 0
+        # the response ends properly (an abrupt end raises in the reader); nothing was sent yet
+        assert await asyncio.wait_for(following, 10) == []
+    assert time.monotonic() - began < 8  # not held open until the graceful timeout
+    assert "without completing response" not in server.log()
