@@ -1,6 +1,7 @@
 """The checker, in the manner of RabbitMQ's Jepsen suite: after a run, count what went wrong.
 
-- **lost**: an offset handed out that never reached `done` or `failed`;
+- **lost**: an offset handed out that never reached `done` or `failed` (or did with a step
+  missing: its seqs are not 0, 1, 2, … ending in the final reply);
 - **duplicated**: a step `(offset, seq)` stored twice (GET /jobs, GET /messages, the ledger);
 - **unexpected**: results for an offset never handed out (ledger, topic, dead-lettered replies).
 
@@ -150,8 +151,7 @@ class Checker:
         records = await self.records()
         verdict = Verdict(set(self.handed_out),
                           Counter(r["state"] for r in records.values()), records=records)
-        verdict.lost = sorted(o for o in self.handed_out
-                              if records.get(o, {}).get("state") not in FINAL)
+        verdict.lost = sorted(o for o in self.handed_out if not _complete(records.get(o)))
         duplicated: set[tuple[int, int]] = set()
         async with httpx.AsyncClient(base_url=self.gateway_url, timeout=30) as http:
             for offset, record in records.items():
@@ -218,6 +218,14 @@ class Checker:
         finally:
             await pg.close()
         return jobs, pairs
+
+
+def _complete(record: dict[str, Any] | None) -> bool:
+    """Done or failed, with every step on the way: seqs 0, 1, 2, … ending in the final reply."""
+    if record is None or record["state"] not in FINAL or not record["replies"]:
+        return False
+    seqs = [reply["seq"] for reply in record["replies"]]
+    return seqs == list(range(len(seqs))) and record["replies"][-1]["kind"] != "result"
 
 
 async def _drain_raw(amqp_url: str, queue_name: str) -> list[Taken]:
