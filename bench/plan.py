@@ -17,7 +17,7 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan("full", repetitions=3, w1_amqp_jobs=8000, w1_http_jobs=6000, w2_jobs=200,
+    "full": Plan("full", repetitions=3, w1_amqp_jobs=3000, w1_http_jobs=3000, w2_jobs=200,
                  w3_jobs=1000, w3_single_slot_jobs=20, memory_jobs=20_000),
     "quick": Plan("quick", repetitions=1, w1_amqp_jobs=1000, w1_http_jobs=1000, w2_jobs=50,
                   w3_jobs=300, w3_single_slot_jobs=5, memory_jobs=2000),
