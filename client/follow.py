@@ -11,6 +11,15 @@ logger = logging.getLogger(__name__)
 History = Callable[[int], Awaitable[list[Reply]]]
 """The recorded replies with seq greater than the argument, in order."""
 
+REREAD_SECONDS = 2.0
+"""How often the history is read again while nothing arrives live.
+
+A reply published after the subscription arrives live; one published before it reaches the
+ledger a moment later. Reading again is how the second kind, the final reply above all, is
+never waited for in vain.
+"""
+
+GAP_POLL_SECONDS = 0.1
 GAP_SECONDS = 30.0
 """How long a live reply may wait for the ledger to record the ones before it."""
 
@@ -19,42 +28,53 @@ async def merge(
     history: History,
     live: "asyncio.Queue[Reply]",
     after: int = -1,
+    *,
+    reread_seconds: float = REREAD_SECONDS,
     gap_seconds: float = GAP_SECONDS,
 ) -> AsyncIterator[Reply]:
-    """Replies after `after`: history first, then live, until the final one.
+    """Replies after `after`, in seq order, each once, until the final one.
 
-    `live` must be subscribed before `history` is read: then every reply is in one or the
-    other (or both: seqs already seen are dropped). A live reply that overtakes the ledger
-    (seq more than one past the last seen) waits until the ledger has the ones in between.
+    `live` must be subscribed before `history` is first read: then every reply is in one or
+    the other (or both: seqs already seen are dropped). A live reply that overtakes the ledger
+    waits until the ledger has the ones before it.
     """
-    last = after
-    for reply in await history(last):
-        yield reply
-        last = reply.seq
-        if reply.is_final:
-            return
-    while True:
-        reply = await live.get()
-        if reply.seq <= last:
-            continue  # a copy: already in the history, or a redelivered job's repeat
-        if reply.seq > last + 1:
-            for missing in await _fill(history, last, reply.seq, gap_seconds):
-                yield missing
-                last = missing.seq
-        yield reply
-        last = reply.seq
-        if reply.is_final:
-            return
-
-
-async def _fill(history: History, last: int, upto: int, gap_seconds: float) -> list[Reply]:
-    """The recorded replies after `last` and before `upto`, waiting for the ledger to catch up."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + gap_seconds
+    last = after
+    ahead: dict[int, Reply] = {}
+    gap_since: float | None = None
+    incoming = await history(last)
     while True:
-        found = [r for r in await history(last) if r.seq < upto]
-        if (found and found[-1].seq == upto - 1) or loop.time() > deadline:
-            if not found or found[-1].seq != upto - 1:
-                logger.warning("replies %s..%s never recorded; going on", last + 1, upto - 1)
-            return found
-        await asyncio.sleep(0.1)
+        for reply in incoming:
+            if reply.seq > last:
+                ahead.setdefault(reply.seq, reply)
+        while last + 1 in ahead:
+            reply = ahead.pop(last + 1)
+            last = reply.seq
+            yield reply
+            if reply.is_final:
+                return
+        if not ahead:
+            gap_since = None
+            try:
+                async with asyncio.timeout(reread_seconds):
+                    incoming = [await live.get()]
+            except TimeoutError:
+                incoming = await history(last)
+            continue
+        # a live reply overtook the ledger: wait for it to record the ones in between
+        gap_since = gap_since or loop.time()
+        if loop.time() - gap_since > gap_seconds:
+            first = min(ahead)
+            logger.warning("replies %s..%s never recorded; going on", last + 1, first - 1)
+            last = first - 1
+            incoming = []
+            continue
+        await asyncio.sleep(GAP_POLL_SECONDS)
+        incoming = await history(last) + _drain(live)
+
+
+def _drain(live: "asyncio.Queue[Reply]") -> list[Reply]:
+    found = []
+    while not live.empty():
+        found.append(live.get_nowait())
+    return found

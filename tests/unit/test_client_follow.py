@@ -24,7 +24,8 @@ class Ledger:
 
 
 async def collect(ledger: Ledger, live: "asyncio.Queue[Reply]", after: int = -1) -> list[int]:
-    return [r.seq async for r in merge(ledger.history, live, after, gap_seconds=2)]
+    replies = merge(ledger.history, live, after, reread_seconds=0.2, gap_seconds=2)
+    return [r.seq async for r in replies]
 
 
 async def test_history_then_live_drops_what_both_have():
@@ -53,6 +54,28 @@ async def test_ended_in_history_never_waits_for_live():
     ledger = Ledger(reply(0), reply(1, final=True))
     live: asyncio.Queue[Reply] = asyncio.Queue()
     assert await asyncio.wait_for(collect(ledger, live), 1) == [0, 1]
+
+
+async def test_a_final_reply_published_before_the_subscription_is_found_in_the_ledger():
+    # the race that hung: the last replies went out before the temporary queue was bound,
+    # and reached the ledger only after the history was first read; nothing more comes live
+    ledger = Ledger(reply(0))
+    live: asyncio.Queue[Reply] = asyncio.Queue()
+
+    async def ledger_catches_up() -> None:
+        await asyncio.sleep(0.3)
+        ledger.recorded += [reply(1), reply(2, final=True)]
+
+    catching_up = asyncio.create_task(ledger_catches_up())
+    assert await asyncio.wait_for(collect(ledger, live), 5) == [0, 1, 2]
+    await catching_up
+
+
+async def test_a_gap_the_ledger_never_fills_is_skipped_after_a_while():
+    ledger = Ledger(reply(0))
+    live: asyncio.Queue[Reply] = asyncio.Queue()
+    live.put_nowait(reply(2, final=True))
+    assert await asyncio.wait_for(collect(ledger, live), 5) == [0, 2]
 
 
 async def test_resume_after_a_seq():
