@@ -20,13 +20,26 @@ def _log(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="plan", const="quick",
-                      help="a small run (about a minute): smoke-check the numbers")
-    size.add_argument("--smoke", action="store_const", dest="plan", const="smoke",
-                      help="a tiny run for the test suite; the numbers mean nothing")
+    size.add_argument(
+        "--quick",
+        action="store_const",
+        dest="plan",
+        const="quick",
+        help="a small run (about a minute): smoke-check the numbers",
+    )
+    size.add_argument(
+        "--smoke",
+        action="store_const",
+        dest="plan",
+        const="smoke",
+        help="a tiny run for the test suite; the numbers mean nothing",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the table is written")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the processes' logs (always kept when a run fails)")
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the processes' logs (always kept when a run fails)",
+    )
     args = parser.parse_args()
     plan = PLANS[args.plan or "full"]
     results = uvloop.run(run(plan, log=_log, keep_logs=args.keep_logs))

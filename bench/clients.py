@@ -35,8 +35,7 @@ class AmqpSubmitter:
         self._connection = await aio_pika.connect(self.url)
         self._channel = await self._connection.channel(publisher_confirms=True)
         if self.rpc:
-            await self._channel.channel.basic_consume(
-                DIRECT_REPLY_TO, self._on_answer, no_ack=True)
+            await self._channel.channel.basic_consume(DIRECT_REPLY_TO, self._on_answer, no_ack=True)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -56,8 +55,10 @@ class AmqpSubmitter:
         correlation_id = str(next(self._counter))
         await self._channel.default_exchange.publish(
             aio_pika.Message(
-                body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                content_type="application/json", correlation_id=correlation_id,
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/json",
+                correlation_id=correlation_id,
                 reply_to=DIRECT_REPLY_TO if self.rpc else None,
             ),
             routing_key=self.queue,
@@ -71,9 +72,13 @@ class AmqpSubmitter:
         self._waiting[correlation_id] = future
         assert self._channel is not None
         await self._channel.default_exchange.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                             content_type="application/json", correlation_id=correlation_id,
-                             reply_to=DIRECT_REPLY_TO),
+            aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                content_type="application/json",
+                correlation_id=correlation_id,
+                reply_to=DIRECT_REPLY_TO,
+            ),
             routing_key=self.queue,
         )
         return await asyncio.wait_for(future, 30)
@@ -96,8 +101,9 @@ async def post_all(http: httpx.AsyncClient, count: int) -> list[int]:
 
 
 def http_client(base_url: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=HTTP_CONNECTIONS,
-                          max_keepalive_connections=HTTP_CONNECTIONS)
+    limits = httpx.Limits(
+        max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS
+    )
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
 
 

@@ -41,8 +41,9 @@ class Vhost:
         parts = urlsplit(BASE_URL)
         self.url = urlunsplit(parts._replace(path="/" + quote(self.name, safe="")))
         _rabbitmqctl("add_vhost", self.name)
-        _rabbitmqctl("set_permissions", "-p", self.name, parts.username or "guest",
-                     ".*", ".*", ".*")
+        _rabbitmqctl(
+            "set_permissions", "-p", self.name, parts.username or "guest", ".*", ".*", ".*"
+        )
 
     def delete(self) -> None:
         _rabbitmqctl("delete_vhost", self.name)
@@ -51,14 +52,24 @@ class Vhost:
 class Process:
     """A subprocess with its own environment and log file, stopped with SIGTERM."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-                 *, pipe_stdout: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        pipe_stdout: bool = False,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stderr=log,
-            stdout=subprocess.PIPE if pipe_stdout else log, start_new_session=True,
+            argv,
+            env={**os.environ, **env},
+            stderr=log,
+            stdout=subprocess.PIPE if pipe_stdout else log,
+            start_new_session=True,
         )
         self.ps = psutil.Process(self.proc.pid)
 

@@ -17,10 +17,35 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan("full", repetitions=3, w1_amqp_jobs=3000, w1_http_jobs=3000, w2_jobs=200,
-                 w3_jobs=1000, w3_single_slot_jobs=20, memory_jobs=20_000),
-    "quick": Plan("quick", repetitions=1, w1_amqp_jobs=1000, w1_http_jobs=1000, w2_jobs=50,
-                  w3_jobs=300, w3_single_slot_jobs=5, memory_jobs=2000),
-    "smoke": Plan("smoke", repetitions=1, w1_amqp_jobs=20, w1_http_jobs=20, w2_jobs=5,
-                  w3_jobs=20, w3_single_slot_jobs=2, memory_jobs=40, step_seconds=0.01),
+    "full": Plan(
+        "full",
+        repetitions=3,
+        w1_amqp_jobs=3000,
+        w1_http_jobs=3000,
+        w2_jobs=200,
+        w3_jobs=1000,
+        w3_single_slot_jobs=20,
+        memory_jobs=20_000,
+    ),
+    "quick": Plan(
+        "quick",
+        repetitions=1,
+        w1_amqp_jobs=1000,
+        w1_http_jobs=1000,
+        w2_jobs=50,
+        w3_jobs=300,
+        w3_single_slot_jobs=5,
+        memory_jobs=2000,
+    ),
+    "smoke": Plan(
+        "smoke",
+        repetitions=1,
+        w1_amqp_jobs=20,
+        w1_http_jobs=20,
+        w2_jobs=5,
+        w3_jobs=20,
+        w3_single_slot_jobs=2,
+        memory_jobs=40,
+        step_seconds=0.01,
+    ),
 }

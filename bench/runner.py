@@ -24,8 +24,7 @@ class Results:
     machine: str = ""
     seconds: float = 0.0
     w1_amqp: dict[str, list[float]] = field(default_factory=lambda: {"jobcast": [], "pika": []})
-    w1_http: dict[str, list[float]] = field(
-        default_factory=lambda: {"jobcast": [], "example": []})
+    w1_http: dict[str, list[float]] = field(default_factory=lambda: {"jobcast": [], "example": []})
     w2: dict[str, list[w.Latency]] = field(default_factory=lambda: {"jobcast": [], "pika": []})
     w3: dict[str, float] = field(default_factory=dict)
     memory: w.Memory | None = None
@@ -39,9 +38,11 @@ def median(values: list[float]) -> float:
 
 def describe_machine() -> str:
     memory = psutil.virtual_memory().total / 2**30
-    return (f"{psutil.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-            f"{memory:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}; RabbitMQ on the same machine")
+    return (
+        f"{psutil.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{memory:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; RabbitMQ on the same machine"
+    )
 
 
 async def run(plan: Plan, log: Callable[[str], None], keep_logs: bool = False) -> Results:
@@ -73,8 +74,14 @@ async def run(plan: Plan, log: Callable[[str], None], keep_logs: bool = False) -
     return results
 
 
-async def _phases(plan: Plan, results: Results, jobcast: Jobcast, pika: PikaBaseline,
-                  example: FastapiExample, log: Callable[[str], None]) -> None:
+async def _phases(
+    plan: Plan,
+    results: Results,
+    jobcast: Jobcast,
+    pika: PikaBaseline,
+    example: FastapiExample,
+    log: Callable[[str], None],
+) -> None:
     pika_offset = 0
     # warm-up: connections, caches and the first fsyncs out of the way
     await w.w1_amqp_pika(pika, 50, pika_offset)
@@ -112,8 +119,14 @@ async def _phases(plan: Plan, results: Results, jobcast: Jobcast, pika: PikaBase
     await _w3(plan, results, jobcast, pika, pika_offset, log)
 
 
-async def _w3(plan: Plan, results: Results, jobcast: Jobcast, pika: PikaBaseline,
-              pika_offset: int, log: Callable[[str], None]) -> None:
+async def _w3(
+    plan: Plan,
+    results: Results,
+    jobcast: Jobcast,
+    pika: PikaBaseline,
+    pika_offset: int,
+    log: Callable[[str], None],
+) -> None:
     step = str(plan.step_seconds)
     jobcast.start_worker(step_seconds=step)
     assert jobcast.worker is not None

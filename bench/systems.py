@@ -38,8 +38,9 @@ class Jobcast:
         self._reader: sqlite3.Connection | None = None
 
     def start_gateway(self) -> None:
-        self.gateway = Process("jobcast-gateway", python("-m", "jobcast", "gateway"), self.env,
-                               self.run_dir)
+        self.gateway = Process(
+            "jobcast-gateway", python("-m", "jobcast", "gateway"), self.env, self.run_dir
+        )
         self.gateway.wait_http(self.http_url + "/ready")
 
     def start_worker(self, **settings: str) -> None:
@@ -48,17 +49,20 @@ class Jobcast:
             self.worker.stop()
         env = {**self.env, **{f"JOBCAST_{k.upper()}": v for k, v in settings.items()}}
         self._workers += 1
-        self.worker = Process(f"jobcast-worker-{self._workers}", python("-m", "jobcast", "worker"),
-                              env, self.run_dir)
+        self.worker = Process(
+            f"jobcast-worker-{self._workers}", python("-m", "jobcast", "worker"), env, self.run_dir
+        )
         self.worker.wait_log("worker consuming")
 
     def done_count(self) -> int:
         """Jobs whose done reply is committed in the ledger, i.e. readable on GET /messages."""
         if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.ledger_path}?mode=ro", uri=True,
-                                           check_same_thread=False)
+            self._reader = sqlite3.connect(
+                f"file:{self.ledger_path}?mode=ro", uri=True, check_same_thread=False
+            )
         (count,) = self._reader.execute(
-            "SELECT count(*) FROM replies WHERE kind = 'done'").fetchone()
+            "SELECT count(*) FROM replies WHERE kind = 'done'"
+        ).fetchone()
         return int(count)
 
     def reply_count(self) -> int:
@@ -89,8 +93,13 @@ class PikaBaseline:
     def __init__(self, run_dir: Path) -> None:
         self.vhost = Vhost("pika")
         self.run_dir = run_dir
-        self.recorder = Process("pika-recorder", python("-m", "bench.baselines.pika_pipeline",
-                                "recorder", self.vhost.url), {}, run_dir, pipe_stdout=True)
+        self.recorder = Process(
+            "pika-recorder",
+            python("-m", "bench.baselines.pika_pipeline", "recorder", self.vhost.url),
+            {},
+            run_dir,
+            pipe_stdout=True,
+        )
         self._expect_ready(self.recorder)
         self.worker: Process | None = None
         self.start_worker()
@@ -103,10 +112,13 @@ class PikaBaseline:
     def start_worker(self, step_seconds: float = 0.0) -> None:
         if self.worker is not None:
             self.worker.stop()
-        self.worker = Process("pika-worker", python("-m", "bench.baselines.pika_pipeline",
-                              "worker", self.vhost.url),
-                              {"BENCH_STEP_SECONDS": str(step_seconds)}, self.run_dir,
-                              pipe_stdout=True)
+        self.worker = Process(
+            "pika-worker",
+            python("-m", "bench.baselines.pika_pipeline", "worker", self.vhost.url),
+            {"BENCH_STEP_SECONDS": str(step_seconds)},
+            self.run_dir,
+            pipe_stdout=True,
+        )
         self._expect_ready(self.worker)
 
     @staticmethod
@@ -159,9 +171,20 @@ class FastapiExample:
     def __init__(self, run_dir: Path) -> None:
         self.port = free_port()
         self.http_url = f"http://127.0.0.1:{self.port}"
-        self.server = Process("fastapi-example", python(
-            "-m", "uvicorn", "bench.baselines.fastapi_example:app", "--port", str(self.port),
-            "--log-level", "warning"), {}, run_dir)
+        self.server = Process(
+            "fastapi-example",
+            python(
+                "-m",
+                "uvicorn",
+                "bench.baselines.fastapi_example:app",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ),
+            {},
+            run_dir,
+        )
         self.server.wait_http(self.http_url + "/_bench/done")
         self._http = httpx.Client(base_url=self.http_url)
 

@@ -24,8 +24,9 @@ async def _until_done(done_count: Callable[[], int], target: int, timeout: float
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def _throughput(submit: Awaitable[object], done_count: Callable[[], int], n: int,
-                      timeout: float) -> float:
+async def _throughput(
+    submit: Awaitable[object], done_count: Callable[[], int], n: int, timeout: float
+) -> float:
     """Jobs/s from the first submission until `n` more jobs are done (readable)."""
     base = await asyncio.to_thread(done_count)
     began = time.perf_counter()
@@ -56,8 +57,9 @@ async def w1_amqp_jobcast(jobcast: Jobcast, n: int) -> float:
     await client.open()
     body = orjson.dumps(JOB)
     try:
-        rate = await _throughput(client.publish_all(body for _ in range(n)),
-                                 jobcast.done_count, n, 60 + n / 50)
+        rate = await _throughput(
+            client.publish_all(body for _ in range(n)), jobcast.done_count, n, 60 + n / 50
+        )
         # the answers travel behind the jobs; give the last ones a moment
         deadline = time.perf_counter() + 10
         while len(client.answers) < n and time.perf_counter() < deadline:  # noqa: ASYNC110
@@ -119,8 +121,9 @@ async def w2_jobcast(jobcast: Jobcast, jobs: int) -> Latency:
             offset = (await http.post("/schedule", json=JOB)).json()["offset"]
             seen: list[str] = []
             while not seen or seen[-1] != "done":
-                response = await http.get(f"/messages/{offset}",
-                                          params={"wait": 10, "after": len(seen) - 1})
+                response = await http.get(
+                    f"/messages/{offset}", params={"wait": 10, "after": len(seen) - 1}
+                )
                 now = time.perf_counter()
                 if not seen and response.json():
                     first.append(now - began)
@@ -150,8 +153,9 @@ async def memory_jobcast(jobcast: Jobcast, n: int) -> Memory:
     processes = {"gateway": jobcast.gateway, "worker": jobcast.worker}
     with RssSampler(processes) as rss:
         rate = await w1_amqp_jobcast(jobcast, n)
-    return Memory(rss.peak("gateway"), rss.peak("worker"), rss.growth("gateway"),
-                  rss.growth("worker"), rate)
+    return Memory(
+        rss.peak("gateway"), rss.peak("worker"), rss.growth("gateway"), rss.growth("worker"), rate
+    )
 
 
 __all__ = ["FastapiExample", "Latency", "Memory"]

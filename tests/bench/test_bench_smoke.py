@@ -30,7 +30,10 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) ->
     out = tmp_path / "latest.md"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "BENCH_AMQP_URL": amqp_base_url},
     )
     assert done.returncode == 0, done.stderr[-3000:]

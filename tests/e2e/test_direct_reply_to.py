@@ -25,9 +25,12 @@ async def test_answers_on_direct_reply_to_arrive_without_errors(spawn, jobcast_e
         sent = [uuid.uuid4().hex for _ in range(3)]
         for correlation_id in sent:
             await channel.default_exchange.publish(
-                aio_pika.Message(orjson.dumps(JOB), correlation_id=correlation_id,
-                                 reply_to=DIRECT_REPLY_TO,
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                aio_pika.Message(
+                    orjson.dumps(JOB),
+                    correlation_id=correlation_id,
+                    reply_to=DIRECT_REPLY_TO,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
                 routing_key="jobcast.schedule",
             )
         got = {}
