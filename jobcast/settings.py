@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         30.0, ge=0, description="On SIGTERM: how long running steps may take to finish."
     )
     publish_timeout_seconds: float = Field(
-        5.0, gt=0, description="How long to wait for a broker confirm before giving up (503)."
+        15.0, gt=0, description="How long to wait for a broker confirm before giving up (503)."
     )
     resume_timeout_seconds: float = Field(
         3.0, gt=0, description="How long a worker asks the query side where to resume."
