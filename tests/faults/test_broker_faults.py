@@ -23,6 +23,12 @@ async def _some_step_finished(checker: Checker) -> bool:
     return any(event == "finish" for *_, event in checker.executions())
 
 
+async def _messages(http: httpx.AsyncClient, offset: int) -> list[object]:
+    response = await http.get(f"/messages/{offset}")
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
 async def _ready(http: httpx.AsyncClient) -> int:
     return (await http.get("/ready")).status_code
 
@@ -64,8 +70,11 @@ async def test_broker_restart_with_jobs_in_flight_everything_recovers(cluster: C
     await eventually(lambda: _some_step_finished(cluster.checker), timeout=20,
                      what="a step finished")
 
-    cluster.node.stop_app()
     async with httpx.AsyncClient(base_url=cluster.checker.gateway_url, timeout=10) as http:
+        first = min(cluster.checker.handed_out)
+        before = await eventually(lambda: _messages(http, first), until=bool, timeout=20,
+                                  what=f"a stored result of job {first}")
+        cluster.node.stop_app()
         # while the broker is unreachable: /ready is red, and POST /schedule answers 503
         # quickly and hands out no offset
         await eventually(lambda: _ready(http), until=lambda s: s == 503, timeout=10,
@@ -75,6 +84,10 @@ async def test_broker_restart_with_jobs_in_flight_everything_recovers(cluster: C
         assert refused == []
         assert cluster.checker.refused == {503: 3}
         assert time.monotonic() - began < 2.0
+        # the ledger keeps serving what it holds while the broker is away
+        during = await _messages(http, first)
+        assert during[: len(before)] == before
+        assert (await http.get(f"/jobs/{first}")).status_code == 200
         cluster.node.start_app()
         await eventually(lambda: _ready(http), until=lambda s: s == 200, timeout=30,
                          what="/ready green after the broker is back")
