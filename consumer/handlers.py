@@ -66,11 +66,12 @@ def worker_router(worker: Worker) -> RabbitRouter:
             if deliveries >= worker.max_deliveries:
                 # NOTE: a job that took its worker down this often will do it again; fail it
                 # with a reason before the broker's delivery limit drops it without one.
-                reason = (f"gave up after {deliveries} deliveries: each time, the worker "
-                          f"running the job died or lost the broker")
+                reason = (
+                    f"gave up after {deliveries} deliveries: each time, the worker "
+                    f"running the job died or lost the broker"
+                )
                 seq = start.next_seq if start is not None else 0
-                await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR,
-                                    value=reason))
+                await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason))
                 await dead_letter(broker, msg, reason=reason, source=JOBS_QUEUE)
                 logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
@@ -113,7 +114,9 @@ async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progr
     """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
     try:
         answer = await request_reply(
-            broker, ProgressQuery(offset=job.offset), queue=PROGRESS_QUEUE,
+            broker,
+            ProgressQuery(offset=job.offset),
+            queue=PROGRESS_QUEUE,
             timeout=worker.resume_timeout,
         )
         return Progress.model_validate_json(answer)

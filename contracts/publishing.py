@@ -76,9 +76,10 @@ async def request_reply(
     if connection is None or not connection.connected.is_set():
         raise BrokerUnavailableError(f"RPC to {queue.name}: RabbitMQ is unreachable")
     try:
-        async with asyncio.timeout(timeout), aio_pika.Channel(
-            connection, publisher_confirms=False
-        ) as channel:
+        async with (
+            asyncio.timeout(timeout),
+            aio_pika.Channel(connection, publisher_confirms=False) as channel,
+        ):
             answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
             async def on_answer(answer: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -88,8 +89,11 @@ async def request_reply(
             replies = await channel.get_queue(_DIRECT_REPLY_TO, ensure=False)
             await replies.consume(on_answer, no_ack=True)
             await channel.default_exchange.publish(
-                aio_pika.Message(message.model_dump_json().encode(), reply_to=_DIRECT_REPLY_TO,
-                                 content_type="application/json"),
+                aio_pika.Message(
+                    message.model_dump_json().encode(),
+                    reply_to=_DIRECT_REPLY_TO,
+                    content_type="application/json",
+                ),
                 routing_key=queue.name,
             )
             return await answered

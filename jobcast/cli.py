@@ -113,8 +113,12 @@ def asyncapi(
     """Print the AsyncAPI document of the broker side (jobcast asyncapi > docs/asyncapi.yaml)."""
     from jobcast.asyncapi import document, to_yaml
 
-    typer.echo(orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode() if json
-               else to_yaml(document()), nl=False)
+    typer.echo(
+        orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode()
+        if json
+        else to_yaml(document()),
+        nl=False,
+    )
 
 
 def main() -> None:

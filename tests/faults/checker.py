@@ -77,8 +77,10 @@ class Verdict:
     """Everything that was in jobcast.dead: (headers, body)."""
 
     def assert_clean(self) -> None:
-        summary = (f"handed out {len(self.handed_out)}, states {dict(self.states)}: "
-                   f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected}")
+        summary = (
+            f"handed out {len(self.handed_out)}, states {dict(self.states)}: "
+            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected}"
+        )
         assert self.handed_out, "the run handed out no offset at all"
         assert (self.lost, self.duplicated, self.unexpected) == ([], [], []), summary
 
@@ -86,8 +88,7 @@ class Verdict:
 class Checker:
     """Schedules a batch through the gateway and judges the outcome."""
 
-    def __init__(self, gateway_url: str, amqp_url: str, database_url: str,
-                 exec_log: Path) -> None:
+    def __init__(self, gateway_url: str, amqp_url: str, database_url: str, exec_log: Path) -> None:
         self.gateway_url = gateway_url
         self.amqp_url = amqp_url
         self.database_url = database_url
@@ -136,21 +137,29 @@ class Checker:
 
         async def unfinished() -> dict[int, str]:
             records = await self.records()
-            return {o: records.get(o, {}).get("state", "missing")
-                    for o in self.handed_out
-                    if records.get(o, {}).get("state") not in FINAL}
+            return {
+                o: records.get(o, {}).get("state", "missing")
+                for o in self.handed_out
+                if records.get(o, {}).get("state") not in FINAL
+            }
 
         # NOTE: on timeout the verdict counts the unfinished ones as lost, with details
         with contextlib.suppress(AssertionError):
-            await eventually(unfinished, until=lambda left: not left, timeout=timeout,
-                             every=0.25, what="every job done or failed")
+            await eventually(
+                unfinished,
+                until=lambda left: not left,
+                timeout=timeout,
+                every=0.25,
+                what="every job done or failed",
+            )
         return await self.records()
 
     async def verdict(self) -> Verdict:
         """Count lost, duplicated, unexpected and re-executed (after `wait_until_final`)."""
         records = await self.records()
-        verdict = Verdict(set(self.handed_out),
-                          Counter(r["state"] for r in records.values()), records=records)
+        verdict = Verdict(
+            set(self.handed_out), Counter(r["state"] for r in records.values()), records=records
+        )
         verdict.lost = sorted(o for o in self.handed_out if not _complete(records.get(o)))
         duplicated: set[tuple[int, int]] = set()
         async with httpx.AsyncClient(base_url=self.gateway_url, timeout=30) as http:
@@ -170,8 +179,9 @@ class Checker:
         verdict.topic_replies = len(topic)
         verdict.topic_copies = sum(n - 1 for n in topic_pairs.values())
         verdict.dead = await self.dead_letters()
-        refused_replies = [orjson.loads(taken.body) for taken in verdict.dead
-                           if taken.source == LEDGER_QUEUE.name]
+        refused_replies = [
+            orjson.loads(taken.body) for taken in verdict.dead if taken.source == LEDGER_QUEUE.name
+        ]
         unexpected = {o for o, _ in ledger_pairs} | set(ledger_jobs) | {o for o, _ in topic_pairs}
         unexpected -= self.handed_out
         unexpected |= {m.get("offset", -1) for m in refused_replies}
@@ -196,8 +206,11 @@ class Checker:
         return await _drain_raw(self.amqp_url, DEAD_QUEUE.name)
 
     async def _drain(self, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        return [(taken.headers, orjson.loads(taken.body)) for taken in
-                await _drain_raw(self.amqp_url, queue) if taken.body.startswith(b"{")]
+        return [
+            (taken.headers, orjson.loads(taken.body))
+            for taken in await _drain_raw(self.amqp_url, queue)
+            if taken.body.startswith(b"{")
+        ]
 
     async def _ledger_rows(self) -> tuple[list[int], list[tuple[int, int]]]:
         """Job ids and (offset, seq) of every stored reply, read straight from the database."""
@@ -213,8 +226,10 @@ class Checker:
         pg = await asyncpg.connect(self.database_url)
         try:
             jobs = [r["id"] for r in await pg.fetch("SELECT id FROM jobcast_jobs")]
-            pairs = [(r["job_id"], r["seq"])
-                     for r in await pg.fetch("SELECT job_id, seq FROM jobcast_replies")]
+            pairs = [
+                (r["job_id"], r["seq"])
+                for r in await pg.fetch("SELECT job_id, seq FROM jobcast_replies")
+            ]
         finally:
             await pg.close()
         return jobs, pairs

@@ -98,13 +98,25 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(rabbit_node: RabbitNode, node_vhost: str, fault_env: dict[str, str],
-                  spawn: Spawner, tmp_path: Path) -> Cluster:
+async def cluster(
+    rabbit_node: RabbitNode,
+    node_vhost: str,
+    fault_env: dict[str, str],
+    spawn: Spawner,
+    tmp_path: Path,
+) -> Cluster:
     """A gateway up and observed; start workers with `cluster.start_worker()`."""
     found = Cluster(
-        rabbit_node, node_vhost, fault_env, spawn,
-        Checker(f"http://127.0.0.1:{fault_env['JOBCAST_PORT']}", fault_env["JOBCAST_AMQP_URL"],
-                fault_env["JOBCAST_DATABASE_URL"], Path(fault_env["FAULTS_EXEC_LOG"])),
+        rabbit_node,
+        node_vhost,
+        fault_env,
+        spawn,
+        Checker(
+            f"http://127.0.0.1:{fault_env['JOBCAST_PORT']}",
+            fault_env["JOBCAST_AMQP_URL"],
+            fault_env["JOBCAST_DATABASE_URL"],
+            Path(fault_env["FAULTS_EXEC_LOG"]),
+        ),
     )
     found.start_gateway()
     await found.checker.observe_topic()

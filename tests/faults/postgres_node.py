@@ -33,8 +33,18 @@ class PostgresNode:
         if self._as_root:
             user = pwd.getpwnam("postgres")
             os.chown(self.dir, user.pw_uid, user.pw_gid)
-        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            _bin("initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
 
     @property
     def url(self) -> str:
@@ -44,13 +54,25 @@ class PostgresNode:
         command = ["runuser", "-u", "postgres", "--", *argv] if self._as_root else list(argv)
         done = subprocess.run(command, capture_output=True, timeout=120, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout.decode()}"
-                               f"{done.stderr.decode()}")
+            raise RuntimeError(
+                f"{' '.join(argv)} failed:\n{done.stdout.decode()}{done.stderr.decode()}"
+            )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            _bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the cluster (`fast` disconnects every client at once)."""

@@ -79,18 +79,19 @@ class RabbitNode:
             "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
         }
         if server:
-            env.update({
-                "RABBITMQ_NODE_PORT": str(self.port),
-                # NOTE: only the server gets the dist port; the CLI would try to bind it too.
-                "RABBITMQ_DIST_PORT": str(self.dist_port),
-                "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(self.dir / "log"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
-                "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
-                "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS":
-                    "-kernel inet_dist_use_interface {127,0,0,1}",
-            })
+            env.update(
+                {
+                    "RABBITMQ_NODE_PORT": str(self.port),
+                    # NOTE: only the server gets the dist port; the CLI would try to bind it too.
+                    "RABBITMQ_DIST_PORT": str(self.dist_port),
+                    "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+                    "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+                    "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+                    "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+                    "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                }
+            )
             env.pop("RABBITMQ_ALLOW_INPUT", None)
         return env
 
@@ -98,12 +99,17 @@ class RabbitNode:
         """Start the node and return once it accepts AMQP connections."""
         log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
-            [str(self.scripts / "rabbitmq-server")], env=self._env(server=True),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.dir, start_new_session=True,
+            [str(self.scripts / "rabbitmq-server")],
+            env=self._env(server=True),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.dir,
+            start_new_session=True,
         )
-        self.ctl("wait", "--timeout", str(int(timeout)), str(self.dir / "node.pid"),
-                 timeout=timeout + 5)
+        self.ctl(
+            "wait", "--timeout", str(int(timeout)), str(self.dir / "node.pid"), timeout=timeout + 5
+        )
         self.wait_amqp(timeout)
         return self
 
@@ -120,7 +126,10 @@ class RabbitNode:
         """rabbitmqctl against this node; raises with its output if it fails."""
         done = subprocess.run(
             [str(self.scripts / "rabbitmqctl"), "-n", self.name, *args],
-            env=self._env(server=False), capture_output=True, timeout=timeout, check=False,
+            env=self._env(server=False),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(
@@ -162,8 +171,7 @@ class RabbitNode:
         return self._per_queue(vhost, "messages")
 
     def _per_queue(self, vhost: str, column: str) -> dict[str, int]:
-        out = self.ctl("list_queues", "-p", vhost, "name", column, "--no-table-headers",
-                       "--quiet")
+        out = self.ctl("list_queues", "-p", vhost, "name", column, "--no-table-headers", "--quiet")
         found: dict[str, int] = {}
         for line in out.splitlines():
             parts = line.split()

@@ -15,8 +15,12 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.faults
 
 JOBS = 12
-QUEUES_CONSUMED = {"jobcast.jobs": 2, "jobcast.ledger": 1, "jobcast.schedule": 1,
-                   "jobcast.progress": 1}
+QUEUES_CONSUMED = {
+    "jobcast.jobs": 2,
+    "jobcast.ledger": 1,
+    "jobcast.schedule": 1,
+    "jobcast.progress": 1,
+}
 
 
 async def _some_step_finished(checker: Checker) -> bool:
@@ -41,8 +45,12 @@ async def _schedule_over_amqp(cluster: Cluster) -> int:
         callback = await channel.declare_queue(exclusive=True)
         request = {"deployment": "faults", "framework": "amqp", "fn": "counted"}
         await channel.default_exchange.publish(
-            aio_pika.Message(orjson.dumps(request), reply_to=callback.name,
-                             correlation_id="rpc-1", content_type="application/json"),
+            aio_pika.Message(
+                orjson.dumps(request),
+                reply_to=callback.name,
+                correlation_id="rpc-1",
+                content_type="application/json",
+            ),
             routing_key=SCHEDULE_QUEUE.name,
         )
         async with callback.iterator(timeout=20) as answers:
@@ -67,18 +75,27 @@ async def test_broker_restart_with_jobs_in_flight_everything_recovers(cluster: C
         cluster.start_worker()
     cluster.wait_consumers("jobcast.jobs", 2)
     await cluster.checker.schedule(JOBS)
-    await eventually(lambda: _some_step_finished(cluster.checker), timeout=20,
-                     what="a step finished")
+    await eventually(
+        lambda: _some_step_finished(cluster.checker), timeout=20, what="a step finished"
+    )
 
     async with httpx.AsyncClient(base_url=cluster.checker.gateway_url, timeout=10) as http:
         first = min(cluster.checker.handed_out)
-        before = await eventually(lambda: _messages(http, first), until=bool, timeout=20,
-                                  what=f"a stored result of job {first}")
+        before = await eventually(
+            lambda: _messages(http, first),
+            until=bool,
+            timeout=20,
+            what=f"a stored result of job {first}",
+        )
         cluster.node.stop_app()
         # while the broker is unreachable: /ready is red, and POST /schedule answers 503
         # quickly and hands out no offset
-        await eventually(lambda: _ready(http), until=lambda s: s == 503, timeout=10,
-                         what="/ready red while the broker is down")
+        await eventually(
+            lambda: _ready(http),
+            until=lambda s: s == 503,
+            timeout=10,
+            what="/ready red while the broker is down",
+        )
         began = time.monotonic()
         refused = await cluster.checker.schedule(3)
         assert refused == []
@@ -89,8 +106,12 @@ async def test_broker_restart_with_jobs_in_flight_everything_recovers(cluster: C
         assert during[: len(before)] == before
         assert (await http.get(f"/jobs/{first}")).status_code == 200
         cluster.node.start_app()
-        await eventually(lambda: _ready(http), until=lambda s: s == 200, timeout=30,
-                         what="/ready green after the broker is back")
+        await eventually(
+            lambda: _ready(http),
+            until=lambda s: s == 200,
+            timeout=30,
+            what="/ready green after the broker is back",
+        )
 
     await _assert_everything_consumes_again(cluster)
     await cluster.checker.wait_until_final(timeout=90)
@@ -104,8 +125,9 @@ async def test_broker_closes_all_connections_consumers_come_back(cluster: Cluste
         cluster.start_worker()
     cluster.wait_consumers("jobcast.jobs", 2)
     await cluster.checker.schedule(JOBS)
-    await eventually(lambda: _some_step_finished(cluster.checker), timeout=20,
-                     what="a step finished")
+    await eventually(
+        lambda: _some_step_finished(cluster.checker), timeout=20, what="a step finished"
+    )
 
     cluster.node.close_all_connections()
 

@@ -40,8 +40,11 @@ async def test_a_job_that_kills_its_worker_every_time_fails_with_a_reason(cluste
         worker = cluster.start_worker(f"worker-{crashed}")
         assert worker.proc is not None
 
-        await eventually(lambda w=worker: _ended(w, state), timeout=30,  # type: ignore[misc]
-                         what="the worker crashed or the job ended")
+        await eventually(
+            lambda w=worker: _ended(w, state),
+            timeout=30,  # type: ignore[misc]
+            what="the worker crashed or the job ended",
+        )
         if worker.proc.poll() is not None:
             assert worker.proc.returncode == 17, worker.log()
             crashed += 1

@@ -23,8 +23,12 @@ async def _submit_over_amqp(url: str, message_id: str, times: int) -> list[dict[
         callback = await channel.declare_queue(exclusive=True)
         for n in range(times):
             await channel.default_exchange.publish(
-                aio_pika.Message(orjson.dumps(REQUEST), message_id=message_id,
-                                 reply_to=callback.name, correlation_id=f"try-{n}"),
+                aio_pika.Message(
+                    orjson.dumps(REQUEST),
+                    message_id=message_id,
+                    reply_to=callback.name,
+                    correlation_id=f"try-{n}",
+                ),
                 routing_key=SCHEDULE_QUEUE.name,
             )
         answers = []

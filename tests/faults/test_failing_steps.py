@@ -75,8 +75,10 @@ async def test_unknown_fn_fails_at_once_with_a_reason_naming_it(cluster: Cluster
         record = verdict.records[offset]
         assert "no_such_pipeline" in record["error"], record
         assert [r["kind"] for r in record["replies"]] == ["error"]
-        took = (datetime.fromisoformat(record["updated_at"])
-                - datetime.fromisoformat(record["created_at"])).total_seconds()
+        took = (
+            datetime.fromisoformat(record["updated_at"])
+            - datetime.fromisoformat(record["created_at"])
+        ).total_seconds()
         assert took < INITIAL_BACKOFF * 5, f"failed after {took}s: retried?"
     dead = [t for t in verdict.dead if t.source == JOBS_QUEUE.name]
     assert len(dead) == 2

@@ -23,21 +23,33 @@ async def test_gateway_killed_while_replies_flow_results_complete_after_restart(
     assert cluster.gateway is not None
 
     # a clean stop drains: exit 0, and the ledger keeps what it acked
-    await eventually(lambda: _finished_steps(cluster.checker), until=lambda n: n >= 2,
-                     timeout=20, what="replies flowing")
+    await eventually(
+        lambda: _finished_steps(cluster.checker),
+        until=lambda n: n >= 2,
+        timeout=20,
+        what="replies flowing",
+    )
     assert cluster.gateway.terminate(timeout=30) == 0, cluster.gateway.log()
     cluster.start_gateway("gateway-after-sigterm")
 
     # a crash loses nothing either: unacked replies wait in jobcast.ledger
     await cluster.checker.schedule(JOBS)
     finished = await _finished_steps(cluster.checker)
-    await eventually(lambda: _finished_steps(cluster.checker), until=lambda n: n >= finished + 2,
-                     timeout=20, what="more replies flowing")
+    await eventually(
+        lambda: _finished_steps(cluster.checker),
+        until=lambda n: n >= finished + 2,
+        timeout=20,
+        what="more replies flowing",
+    )
     cluster.gateway.kill()
     # replies keep coming while no gateway runs; they wait in the durable queue
     down_at = await _finished_steps(cluster.checker)
-    await eventually(lambda: _finished_steps(cluster.checker), until=lambda n: n >= down_at + 4,
-                     timeout=20, what="steps finishing while the gateway is down")
+    await eventually(
+        lambda: _finished_steps(cluster.checker),
+        until=lambda n: n >= down_at + 4,
+        timeout=20,
+        what="steps finishing while the gateway is down",
+    )
     cluster.start_gateway("gateway-after-kill")
 
     await cluster.checker.wait_until_final(timeout=60)

@@ -36,8 +36,9 @@ def _assert_clear(answer: httpx.Response, status: int) -> None:
 async def test_bad_http_input_gets_a_clear_answer_and_never_a_500(cluster: Cluster):
     async with httpx.AsyncClient(base_url=cluster.checker.gateway_url, timeout=30) as http:
         for name, body in BAD_BODIES.items():
-            answer = await http.post("/schedule", content=body,
-                                     headers={"content-type": "application/json"})
+            answer = await http.post(
+                "/schedule", content=body, headers={"content-type": "application/json"}
+            )
             _assert_clear(answer, 422)
             assert name
             assert answer.json()["detail"]
@@ -46,17 +47,28 @@ async def test_bad_http_input_gets_a_clear_answer_and_never_a_500(cluster: Clust
         assert "framework" in wrong.text
 
         # too large: refused before parsing, by Content-Length or while streaming (chunked)
-        _assert_clear(await http.post("/schedule", content=b"x" * (LIMIT + 1),
-                                      headers={"content-type": "application/json"}), 413)
+        _assert_clear(
+            await http.post(
+                "/schedule",
+                content=b"x" * (LIMIT + 1),
+                headers={"content-type": "application/json"},
+            ),
+            413,
+        )
 
         async def chunks():  # type: ignore[no-untyped-def]
             for _ in range(LIMIT // 1024 + 2):
                 yield b" " * 1024
 
-        _assert_clear(await http.post("/schedule", content=chunks(),
-                                      headers={"content-type": "application/json"}), 413)
-        _assert_clear(await http.post("/schedule", json=GOOD,
-                                      headers={"Idempotency-Key": "k" * 500}), 422)
+        _assert_clear(
+            await http.post(
+                "/schedule", content=chunks(), headers={"content-type": "application/json"}
+            ),
+            413,
+        )
+        _assert_clear(
+            await http.post("/schedule", json=GOOD, headers={"Idempotency-Key": "k" * 500}), 422
+        )
 
         for path in ("/messages", "/jobs"):
             for bad in BAD_OFFSETS:
@@ -71,16 +83,22 @@ async def test_bad_http_input_gets_a_clear_answer_and_never_a_500(cluster: Clust
 
 
 async def test_a_burst_of_concurrent_requests_gets_no_500(cluster: Cluster):
-    async with httpx.AsyncClient(base_url=cluster.checker.gateway_url, timeout=60,
-                                 limits=httpx.Limits(max_connections=100)) as http:
+    async with httpx.AsyncClient(
+        base_url=cluster.checker.gateway_url, timeout=60, limits=httpx.Limits(max_connections=100)
+    ) as http:
         requests = []
         for i in range(300):
             match i % 5:
                 case 0 | 1:
                     requests.append(http.post("/schedule", json=GOOD))
                 case 2:
-                    requests.append(http.post("/schedule", content=BAD_BODIES["wrong type"],
-                                              headers={"content-type": "application/json"}))
+                    requests.append(
+                        http.post(
+                            "/schedule",
+                            content=BAD_BODIES["wrong type"],
+                            headers={"content-type": "application/json"},
+                        )
+                    )
                 case 3:
                     requests.append(http.get(f"/messages/{i // 5}"))
                 case _:
@@ -88,7 +106,8 @@ async def test_a_burst_of_concurrent_requests_gets_no_500(cluster: Cluster):
         answers = await asyncio.gather(*requests)
     statuses = Counter(a.status_code for a in answers)
     assert not [a for a in answers if a.status_code >= 500], statuses
-    offsets = [a.json()["offset"] for a in answers if a.request.method == "POST"
-               and a.status_code == 200]
+    offsets = [
+        a.json()["offset"] for a in answers if a.request.method == "POST" and a.status_code == 200
+    ]
     assert len(offsets) == 120, statuses
     assert sorted(offsets) == list(range(120)), "offsets unique and gap-free"

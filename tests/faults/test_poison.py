@@ -32,8 +32,11 @@ async def _publish_poison(url: str) -> None:
         for queue, messages in ((JOBS_QUEUE, POISON), (SCHEDULE_QUEUE, SCHEDULE_POISON)):
             for kind, body in messages.items():
                 await channel.default_exchange.publish(
-                    aio_pika.Message(body, message_id=f"{queue.name}:{kind}",
-                                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    aio_pika.Message(
+                        body,
+                        message_id=f"{queue.name}:{kind}",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
                     routing_key=queue.name,
                 )
 
@@ -45,9 +48,12 @@ async def _rpc_rejected(url: str) -> dict[str, str]:
         channel = await connection.channel()
         callback = await channel.declare_queue(exclusive=True)
         await channel.default_exchange.publish(
-            aio_pika.Message(b'{"deployment": "Docker"}', reply_to=callback.name,
-                             correlation_id="bad-1",
-                             message_id="jobcast.schedule:rpc-missing-fields"),
+            aio_pika.Message(
+                b'{"deployment": "Docker"}',
+                reply_to=callback.name,
+                correlation_id="bad-1",
+                message_id="jobcast.schedule:rpc-missing-fields",
+            ),
             routing_key=SCHEDULE_QUEUE.name,
         )
         async with callback.iterator(timeout=20) as answers:
@@ -73,8 +79,12 @@ async def test_poison_is_dead_lettered_with_a_reason_and_the_queues_keep_moving(
         depths = cluster.node.depths(cluster.vhost)
         return {q: depths.get(q, -1) for q in (JOBS_QUEUE.name, SCHEDULE_QUEUE.name)}
 
-    await eventually(queues_empty, until=lambda d: set(d.values()) == {0}, timeout=20,
-                     what="jobcast.jobs and jobcast.schedule drained")
+    await eventually(
+        queues_empty,
+        until=lambda d: set(d.values()) == {0},
+        timeout=20,
+        what="jobcast.jobs and jobcast.schedule drained",
+    )
     verdict = await cluster.checker.verdict()
     verdict.assert_clean()
     assert verdict.states == {"done": 6}

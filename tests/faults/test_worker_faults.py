@@ -42,16 +42,22 @@ def _pids_per_job(checker: Checker) -> dict[int, set[int]]:
 
 async def _recorded(checker: Checker) -> set[tuple[int, int]]:
     """Every (offset, seq) the ledger holds right now."""
-    return {(offset, reply["seq"]) for offset, record in (await checker.records()).items()
-            for reply in record["replies"]}
+    return {
+        (offset, reply["seq"])
+        for offset, record in (await checker.records()).items()
+        for reply in record["replies"]
+    }
 
 
-def _assert_all_done_resumed(cluster: Cluster, verdict: Verdict, victim: JobcastProcess,
-                             recorded: set[tuple[int, int]]) -> None:
+def _assert_all_done_resumed(
+    cluster: Cluster, verdict: Verdict, victim: JobcastProcess, recorded: set[tuple[int, int]]
+) -> None:
     verdict.assert_clean()
     assert verdict.states == {"done": JOBS}
-    assert all([r["value"] for r in record["replies"]] == COUNTED_VALUES
-               for record in verdict.records.values()), verdict.records
+    assert all(
+        [r["value"] for r in record["replies"]] == COUNTED_VALUES
+        for record in verdict.records.values()
+    ), verdict.records
     # resume, don't redo: no step whose result was recorded before the fault ran again. (A step
     # that finished but whose reply was still on its way may run again: at least once.)
     assert [step for step in verdict.re_executed if step in recorded] == []
@@ -59,9 +65,11 @@ def _assert_all_done_resumed(cluster: Cluster, verdict: Verdict, victim: Jobcast
     # the fault really hit jobs mid-way: a job begun by the victim, with a step recorded before
     # the fault, was finished by another worker
     assert victim.proc is not None
-    moved = [o for o, pids in _pids_per_job(cluster.checker).items()
-             if victim.proc.pid in pids and len(pids) > 1
-             and any((o, s) in recorded for s in range(3))]
+    moved = [
+        o
+        for o, pids in _pids_per_job(cluster.checker).items()
+        if victim.proc.pid in pids and len(pids) > 1 and any((o, s) in recorded for s in range(3))
+    ]
     assert moved, "no job moved from the victim to the other worker after a recorded step"
 
 
@@ -72,8 +80,11 @@ async def test_kill_9_worker_mid_step_another_finishes_without_redoing_steps(clu
     assert victim.proc is not None
     await cluster.checker.schedule(JOBS)
 
-    recorded = await eventually(lambda: _mid_step(cluster.checker, victim.proc.pid),
-                                timeout=20, what="victim in the middle of a job")
+    recorded = await eventually(
+        lambda: _mid_step(cluster.checker, victim.proc.pid),
+        timeout=20,
+        what="victim in the middle of a job",
+    )
     victim.kill()
 
     await cluster.checker.wait_until_final(timeout=60)
@@ -87,8 +98,11 @@ async def test_sigterm_worker_mid_job_exits_cleanly_and_hands_jobs_back(cluster:
     assert stopping.proc is not None
     await cluster.checker.schedule(JOBS)
 
-    recorded = await eventually(lambda: _mid_step(cluster.checker, stopping.proc.pid),
-                                timeout=20, what="worker in the middle of a job")
+    recorded = await eventually(
+        lambda: _mid_step(cluster.checker, stopping.proc.pid),
+        timeout=20,
+        what="worker in the middle of a job",
+    )
     assert stopping.terminate(timeout=20) == 0, stopping.log()
     assert "handed back" in stopping.log()
 

@@ -35,5 +35,6 @@ async def test_nobody_answering_is_a_timeout(amqp_url: str):
 
 async def test_a_broker_that_is_not_connected_is_unavailable(amqp_url: str):
     with pytest.raises(BrokerUnavailableError):
-        await request_reply(RabbitBroker(amqp_url), ProgressQuery(offset=7), queue=QUESTIONS,
-                            timeout=0.5)
+        await request_reply(
+            RabbitBroker(amqp_url), ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5
+        )

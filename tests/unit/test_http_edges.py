@@ -23,8 +23,9 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def test_a_body_that_is_not_utf8_is_malformed_json_422(http):
-    answer = await http.post("/schedule", content=b'{"fn": "\xff"}',
-                             headers={"content-type": "application/json"})
+    answer = await http.post(
+        "/schedule", content=b'{"fn": "\xff"}', headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 422
     assert "UTF-8" in answer.json()["detail"]
 
@@ -46,8 +47,9 @@ async def test_a_streamed_body_over_the_limit_is_413(tmp_path):
         await app.state.ledger.open()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://jobcast") as http:
-            answer = await http.post("/schedule", content=chunks(),
-                                     headers={"content-type": "application/json"})
+            answer = await http.post(
+                "/schedule", content=chunks(), headers={"content-type": "application/json"}
+            )
         await app.state.ledger.close()
     assert answer.status_code == 413
     assert "1024" in answer.json()["detail"]
