@@ -89,7 +89,9 @@ class RabbitNode:
                     "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
                     "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
                     "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
-                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                        "-kernel inet_dist_use_interface {127,0,0,1}"
+                    ),
                 }
             )
             env.pop("RABBITMQ_ALLOW_INPUT", None)
