@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from consumer.pipelines import Pipeline, StepContext
-from consumer.runner import Outcome, RetryPolicy, run_job
+from consumer.runner import Outcome, RetryPolicy, backoff_seconds, run_job
 from contracts import Job, JobRequest, PermanentStepError, Progress, Reply, ReplyKind
 
 FAST = RetryPolicy(attempts=3, initial_seconds=0, max_seconds=0)
@@ -187,3 +187,10 @@ async def test_an_unconfirmed_reply_fails_the_run_after_the_rest_settle():
     pipeline, _ = counting()
     with pytest.raises(BrokerUnavailableError):
         await run_job(job(), pipeline, publish, retry=FAST)
+
+
+def test_backoff_doubles_up_to_the_cap_plus_jitter():
+    policy = RetryPolicy(attempts=10, initial_seconds=0.5, max_seconds=3)
+    for failed, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
+        wait = backoff_seconds(policy, failed)
+        assert base <= wait <= base + 0.5, (failed, wait)
