@@ -42,11 +42,15 @@ async def merge(
     last = after
     ahead: dict[int, Reply] = {}
     gap_since: float | None = None
-    incoming = await history(last)
+    # NOTE: the history is read from the last seq already seen, inclusive: if that one is the
+    # final reply, the job ended where the caller stands and nothing more will ever come.
+    incoming = await history(last - 1)
     while True:
         for reply in incoming:
             if reply.seq > last:
                 ahead.setdefault(reply.seq, reply)
+            elif reply.seq == last and reply.is_final:
+                return
         while last + 1 in ahead:
             reply = ahead.pop(last + 1)
             last = reply.seq
@@ -59,7 +63,7 @@ async def merge(
                 async with asyncio.timeout(reread_seconds):
                     incoming = [await live.get()]
             except TimeoutError:
-                incoming = await history(last)
+                incoming = await history(last - 1)
             continue
         # a live reply overtook the ledger: wait for it to record the ones in between
         gap_since = gap_since or loop.time()
@@ -70,7 +74,7 @@ async def merge(
             incoming = []
             continue
         await asyncio.sleep(GAP_POLL_SECONDS)
-        incoming = await history(last) + _drain(live)
+        incoming = await history(last - 1) + _drain(live)
 
 
 def _drain(live: "asyncio.Queue[Reply]") -> list[Reply]:

@@ -97,3 +97,17 @@ def test_the_client_depends_on_contracts_only():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "[]"
+
+
+async def test_following_from_the_final_reply_ends_once_the_ledger_has_it():
+    # the caller saw seq 3 (final) live, before the ledger recorded it: nothing more will come
+    ledger = Ledger(reply(0), reply(1), reply(2))
+    live: asyncio.Queue[Reply] = asyncio.Queue()
+
+    async def record_final_later() -> None:
+        await asyncio.sleep(0.3)
+        ledger.recorded.append(reply(3, final=True))
+
+    recorder = asyncio.create_task(record_final_later())
+    assert await asyncio.wait_for(collect(ledger, live, after=3), timeout=5) == []
+    await recorder
