@@ -7,6 +7,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.rabbit import RabbitBroker
 
+from consumer.worker import Worker
 from contracts import LedgerUnavailableError
 from jobcast.metrics import Metrics
 
@@ -23,8 +24,11 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "Broker or ledger unavailable."}})
 async def ready(request: Request) -> JSONResponse:
-    """Ready to take jobs: RabbitMQ connected and the ledger answering."""
+    """Ready to take jobs: RabbitMQ connected, the ledger answering, and not draining."""
     checks = {"broker": await request.app.state.broker.ping(timeout=READY_TIMEOUT_SECONDS)}
+    worker = getattr(request.app.state, "worker", None)
+    if worker is not None:  # a draining worker (SIGTERM) takes no new jobs
+        checks["accepting_jobs"] = not worker.stopping.is_set()
     ledger = getattr(request.app.state, "ledger", None)
     if ledger is not None:  # a worker has no ledger of its own
         try:
@@ -47,10 +51,11 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-def create_ops_app(broker: RabbitBroker, metrics: Metrics) -> FastAPI:
+def create_ops_app(broker: RabbitBroker, metrics: Metrics, worker: Worker) -> FastAPI:
     """A worker's own small HTTP app: /health, /ready and /metrics only."""
     app = FastAPI(title="jobcast worker", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.broker = broker
+    app.state.worker = worker
     app.state.metrics = metrics
     app.include_router(router)
     return app

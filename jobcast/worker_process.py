@@ -36,7 +36,9 @@ async def run_worker(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await start_broker(broker, settings)
-    ops = _OpsServer(create_ops_app(broker, metrics), settings) if settings.worker_port else None
+    ops = None
+    if settings.worker_port:
+        ops = _OpsServer(create_ops_app(broker, metrics, worker), settings)
     serving = asyncio.create_task(ops.serve()) if ops is not None else None
     logger.info(
         "worker consuming; pipelines: %s; concurrency %s",

@@ -127,7 +127,11 @@ async def test_worker_serves_health_ready_and_metrics_on_its_own_port(spawn, job
             lambda: _status(http, probe + "/ready"), until=lambda s: s == 200, what="worker ready"
         )
         assert (await http.get(probe + "/health")).json() == {"status": "ok"}
-        assert (await http.get(probe + "/ready")).json() == {"ready": True, "broker": True}
+        assert (await http.get(probe + "/ready")).json() == {
+            "ready": True,
+            "broker": True,
+            "accepting_jobs": True,
+        }
         offset = (await http.post(gateway.url + "/schedule", json=JOB)).json()["offset"]
         await eventually(
             lambda: _messages_at(http, gateway.url, offset),

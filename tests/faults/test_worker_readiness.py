@@ -38,7 +38,11 @@ async def test_worker_ready_red_while_the_broker_is_stopped_green_after(cluster:
                 timeout=15,
                 what="worker /ready red while the broker is down",
             )
-            assert (await http.get(probe + "/ready")).json() == {"ready": False, "broker": False}
+            assert (await http.get(probe + "/ready")).json() == {
+                "ready": False,
+                "broker": False,
+                "accepting_jobs": True,
+            }
             assert await _status(http, probe + "/health") == 200
         finally:
             cluster.node.start_app()

@@ -46,7 +46,12 @@ async def test_jobs_run_to_done_on_each_ledger(serve):
             lambda o=offset: _json(serve, f"/messages/{o}"),
             until=lambda m: m == ["result1", "result2", "result3", "done"],
         )
-    assert (await serve.get("/ready")).json() == {"ready": True, "broker": True, "ledger": True}
+    assert (await serve.get("/ready")).json() == {
+        "ready": True,
+        "broker": True,
+        "ledger": True,
+        "accepting_jobs": True,
+    }
 
 
 async def test_jobs_wait_on_a_durable_queue_as_persistent_messages(gateway_only, amqp_url):
