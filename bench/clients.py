@@ -51,18 +51,8 @@ class AmqpSubmitter:
 
     async def publish(self, body: bytes) -> str:
         """Publish one message and return its correlation id once the broker confirmed it."""
-        assert self._channel is not None
         correlation_id = str(next(self._counter))
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(
-                body,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                content_type="application/json",
-                correlation_id=correlation_id,
-                reply_to=DIRECT_REPLY_TO if self.rpc else None,
-            ),
-            routing_key=self.queue,
-        )
+        await self._send(body, correlation_id, DIRECT_REPLY_TO if self.rpc else None)
         return correlation_id
 
     async def request(self, body: bytes) -> int:
@@ -70,6 +60,10 @@ class AmqpSubmitter:
         correlation_id = str(next(self._counter) + 10**9)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting[correlation_id] = future
+        await self._send(body, correlation_id, DIRECT_REPLY_TO)
+        return await asyncio.wait_for(future, 30)
+
+    async def _send(self, body: bytes, correlation_id: str, reply_to: str | None) -> None:
         assert self._channel is not None
         await self._channel.default_exchange.publish(
             aio_pika.Message(
@@ -77,11 +71,10 @@ class AmqpSubmitter:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type="application/json",
                 correlation_id=correlation_id,
-                reply_to=DIRECT_REPLY_TO,
+                reply_to=reply_to,
             ),
             routing_key=self.queue,
         )
-        return await asyncio.wait_for(future, 30)
 
     async def publish_all(self, bodies: Iterable[bytes]) -> None:
         await _windowed(self.publish(body) for body in bodies)
