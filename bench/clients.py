@@ -29,7 +29,6 @@ class AmqpSubmitter:
         self._counter = itertools.count()
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._waiting: dict[str, asyncio.Future[int]] = {}
 
     async def open(self) -> None:
         self._connection = await aio_pika.connect(self.url)
@@ -45,36 +44,22 @@ class AmqpSubmitter:
         correlation_id = message.header.properties.correlation_id  # type: ignore[attr-defined]
         offset = orjson.loads(message.body)["offset"]  # type: ignore[attr-defined]
         self.answers[correlation_id] = offset
-        waiter = self._waiting.pop(correlation_id, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(offset)
 
     async def publish(self, body: bytes) -> str:
         """Publish one message and return its correlation id once the broker confirmed it."""
-        correlation_id = str(next(self._counter))
-        await self._send(body, correlation_id, DIRECT_REPLY_TO if self.rpc else None)
-        return correlation_id
-
-    async def request(self, body: bytes) -> int:
-        """Publish an RPC request and wait for its answer: the offset."""
-        correlation_id = str(next(self._counter) + 10**9)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting[correlation_id] = future
-        await self._send(body, correlation_id, DIRECT_REPLY_TO)
-        return await asyncio.wait_for(future, 30)
-
-    async def _send(self, body: bytes, correlation_id: str, reply_to: str | None) -> None:
         assert self._channel is not None
+        correlation_id = str(next(self._counter))
         await self._channel.default_exchange.publish(
             aio_pika.Message(
                 body,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 content_type="application/json",
                 correlation_id=correlation_id,
-                reply_to=reply_to,
+                reply_to=DIRECT_REPLY_TO if self.rpc else None,
             ),
             routing_key=self.queue,
         )
+        return correlation_id
 
     async def publish_all(self, bodies: Iterable[bytes]) -> None:
         await _windowed(self.publish(body) for body in bodies)
