@@ -11,8 +11,8 @@ from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
 from contracts.context import RabbitBroker, RabbitMessage
 from contracts.errors import BrokerUnavailableError, describe
-from contracts.publishing import dead_letter, publish_confirmed, request_reply
-from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE, reply_key
+from contracts.publishing import dead_letter, request_reply
+from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +37,6 @@ def worker_router(worker: Worker) -> RabbitRouter:
             )
             return
 
-        async def publish(reply: Reply) -> None:
-            await publish_confirmed(
-                broker,
-                reply,
-                exchange=REPLIES_EXCHANGE,
-                routing_key=reply_key(reply.offset),
-                timeout=worker.publish_timeout,
-            )
-
         deliveries = int(msg.headers.get("x-delivery-count", 0) or 0)
         log = {"offset": job.offset, "fn": job.request.fn, "delivery": deliveries}
         worker.in_flight += 1
@@ -53,7 +44,9 @@ def worker_router(worker: Worker) -> RabbitRouter:
             try:
                 pipeline = worker.registry.get(job.request.fn)
             except UnknownPipelineError as exc:
-                await publish(Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc)))
+                await worker.replies.publish(
+                    Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc))
+                )
                 await dead_letter(broker, msg, reason=str(exc), source=JOBS_QUEUE)
                 return
             start = (
@@ -71,14 +64,16 @@ def worker_router(worker: Worker) -> RabbitRouter:
                     f"running the job died or lost the broker"
                 )
                 seq = start.next_seq if start is not None else 0
-                await publish(Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason))
+                await worker.replies.publish(
+                    Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
+                )
                 await dead_letter(broker, msg, reason=reason, source=JOBS_QUEUE)
                 logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
             result = await run_job(
                 job,
                 pipeline,
-                publish,
+                worker.replies.publish,
                 start=start,
                 retry=worker.retry,
                 step_seconds=worker.step_seconds,

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from consumer.pipelines import Registry
+from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy, StepObserver
 
 
@@ -15,7 +16,8 @@ class Worker:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_seconds: float = 0.0
     concurrency: int = 256
-    publish_timeout: float = 5.0
+    replies: ReplyPublisher = field(default_factory=lambda: ReplyPublisher(timeout=5.0))
+    """Started with the broker connection, before the first job is taken."""
     resume_timeout: float = 3.0
     max_deliveries: int = 8
     """Fail a job delivered this often before (crash loop) instead of running it again."""

@@ -22,7 +22,7 @@ _CONNECTION_FAILURES = (
     aiormq.exceptions.ChannelInvalidStateError,
     ConnectionError,
 )
-_BROKER_FAILURES = (*_CONNECTION_FAILURES, TimeoutError)
+BROKER_FAILURES = (*_CONNECTION_FAILURES, TimeoutError)
 _DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
@@ -53,7 +53,7 @@ async def publish_confirmed(
                 headers=headers,
                 message_id=message_id,
             )
-    except _BROKER_FAILURES as exc:
+    except BROKER_FAILURES as exc:
         raise BrokerUnavailableError(
             f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}".rstrip(": ")
         ) from exc
@@ -115,6 +115,22 @@ async def dead_letter(
     own dead-lettering keeps it: either way nothing is lost and the queue moves on.
     """
     raw = message.raw_message
+    if await copy_to_dead_letters(broker, raw, reason=reason, source=source, timeout=timeout):
+        await message.ack()
+    else:
+        await message.reject(requeue=False)
+
+
+async def copy_to_dead_letters(
+    broker: RabbitBroker,
+    raw: aio_pika.abc.AbstractIncomingMessage,
+    *,
+    reason: str,
+    source: RabbitQueue,
+    timeout: float = 5.0,
+) -> bool:
+    """Publish a copy of `raw` to jobcast.dead with the reason in its headers; True once
+    RabbitMQ confirmed it. Settling the original is the caller's part."""
     headers = {**(raw.headers or {}), HEADER_REASON: reason[:1000], HEADER_SOURCE: source.name}
     logger.warning(
         "dead-lettering message_id=%s from=%s reason=%s", raw.message_id, source.name, reason[:200]
@@ -130,6 +146,5 @@ async def dead_letter(
             timeout=timeout,
         )
     except BrokerUnavailableError:
-        await message.reject(requeue=False)
-        return
-    await message.ack()
+        return False
+    return True

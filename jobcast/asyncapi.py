@@ -2,7 +2,8 @@
 
 Every router a jobcast process runs is included in one broker that is never started; what
 FastStream cannot see (payloads parsed by hand for poison handling, replies published with a
-dynamic key) is declared here from the same contracts, so names and schemas cannot drift.
+dynamic key, the reply recorder written on aio-pika) is declared here from the same contracts,
+so names and schemas cannot drift.
 """
 
 from functools import cache
@@ -13,18 +14,18 @@ import yaml
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.rabbit import RabbitBroker, RabbitRouter
+from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from consumer.handlers import worker_router
 from contracts import Job, JobAccepted, JobRequest, Reply, ScheduleRejected
-from contracts.topology import JOBS_QUEUE, REPLIES_EXCHANGE, reply_key
+from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
 from jobcast.bootstrap import build_worker, create_broker
 from jobcast.settings import Settings
 from ledger import open_ledger
 from producer.intake import intake_router
 from producer.service import Scheduler
-from query.batcher import ReplyBatcher
 from query.handlers import query_router
 from query.live import ReplyHub
 from query.service import Results
@@ -81,17 +82,29 @@ def _documented_publishers() -> RabbitRouter:
     return router
 
 
+def _documented_subscribers() -> RabbitRouter:
+    """Consumers FastStream cannot see: the ReplyRecorder consumes with aio-pika directly."""
+    router = RabbitRouter()
+
+    @router.subscriber(LEDGER_QUEUE, REPLIES_EXCHANGE, title="jobcast.ledger:on_reply")
+    async def on_reply(msg: RabbitMessage) -> None:
+        """Store a reply in the ledger; ack only once it is committed."""
+        raise NotImplementedError  # never called: this router only describes
+
+    return router
+
+
 def documented_broker(settings: Settings) -> RabbitBroker:
     """A broker with every jobcast router, as the gateway and workers build them; not started."""
     ledger = open_ledger(settings.database_url)
     results = Results(ledger, ReplyHub())
-    batcher = ReplyBatcher(ledger.store_replies)
 
     async def unused(job: Job) -> None:
         raise NotImplementedError  # never called: this broker only describes
 
     routers = [
-        query_router(results, batcher, settings.ledger_prefetch),
+        query_router(results),
+        _documented_subscribers(),
         worker_router(build_worker(settings)),
         intake_router(Scheduler(ledger, unused)),
         _documented_publishers(),

@@ -1,13 +1,16 @@
 """The composition root: builds each part from Settings and wires them together."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import aio_pika
 import aiormq
+from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.pipelines import load_registry
+from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
@@ -35,21 +38,50 @@ def create_broker(
     )
 
 
-async def start_broker(broker: RabbitBroker, settings: Settings) -> None:
-    """Connect, declare the topology, start consuming; BrokerUnavailableError if unreachable."""
+Attach = Callable[[AbstractRobustConnection], Awaitable[None]]
+"""Starts a part that talks to aio-pika directly (reply publisher, recorder) on a connection."""
+
+
+async def start_broker(
+    broker: RabbitBroker, settings: Settings, attach: Sequence[Attach] = ()
+) -> None:
+    """Connect, declare the topology, start the `attach`ed parts, then start consuming;
+    BrokerUnavailableError if unreachable."""
     try:
         await broker.connect()
         await declare_topology(settings.amqp_url)
+        for start in attach:
+            await start(broker_connection(broker))
         await broker.start()
     except (OSError, aiormq.exceptions.AMQPError) as exc:
-        where = settings.amqp_url.rsplit("@", 1)[-1]  # never the password
-        raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}") from exc
+        raise _unreachable(settings, exc) from exc
+
+
+async def connect(settings: Settings) -> AbstractRobustConnection:
+    """A robust aio-pika connection of its own; BrokerUnavailableError if unreachable."""
+    try:
+        return await aio_pika.connect_robust(settings.amqp_url, reconnect_interval=1.0)
+    except (OSError, aiormq.exceptions.AMQPError) as exc:
+        raise _unreachable(settings, exc) from exc
+
+
+def _unreachable(settings: Settings, exc: Exception) -> BrokerUnavailableError:
+    where = settings.amqp_url.rsplit("@", 1)[-1]  # never the password
+    return BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}")
+
+
+def broker_connection(broker: RabbitBroker) -> AbstractRobustConnection:
+    """The started broker's aio-pika connection, for the hot paths that use aio-pika directly."""
+    # NOTE: FastStream exposes the aio-pika connection only as `_connection` (its own
+    # `Connection` annotation reads the same attribute); None before start and under tests.
+    connection: AbstractRobustConnection | None = getattr(broker, "_connection", None)
+    if connection is None:
+        raise BrokerUnavailableError("the broker is not connected")
+    return connection
 
 
 def broker_reconnecting(broker: RabbitBroker) -> bool:
     """True while an established broker connection is lost and being re-established."""
-    # NOTE: FastStream exposes the aio-pika connection only as `_connection` (its own
-    # `Connection` annotation reads the same attribute); None before start and under tests.
     connection = getattr(broker, "_connection", None)
     return connection is not None and not connection.connected.is_set()
 
@@ -78,7 +110,7 @@ def build_worker(settings: Settings) -> Worker:
         ),
         step_seconds=settings.step_seconds,
         concurrency=settings.worker_concurrency,
-        publish_timeout=settings.publish_timeout_seconds,
+        replies=ReplyPublisher(timeout=settings.publish_timeout_seconds),
         resume_timeout=settings.resume_timeout_seconds,
         max_deliveries=settings.max_deliveries,
     )

@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from consumer.handlers import worker_router
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
 from jobcast import asyncapi, ops
-from jobcast.bootstrap import build_worker, create_broker, job_publisher, start_broker
+from jobcast.bootstrap import (
+    build_worker,
+    connect,
+    create_broker,
+    job_publisher,
+    start_broker,
+)
 from jobcast.limits import BodySizeLimit
 from jobcast.metrics import Metrics
 from jobcast.settings import Settings
@@ -24,8 +30,7 @@ from producer.intake import intake_router
 from producer.service import Scheduler
 from query import http as query_http
 from query import stream as query_stream
-from query.batcher import ReplyBatcher
-from query.handlers import query_router
+from query.handlers import query_router, reply_recorder
 from query.live import ReplyHub
 from query.service import Results
 
@@ -38,15 +43,14 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     metrics = Metrics()
     tracing = setup_tracing(settings, "jobcast-gateway")
     results = Results(ledger, ReplyHub())
-    batcher = ReplyBatcher(
-        metrics.time_writes(ledger.store_replies), max_batch=settings.ledger_prefetch
-    )
-    routers = [query_router(results, batcher, settings.ledger_prefetch)]
+    routers = [query_router(results)]
     worker = build_worker(settings) if with_worker else None
     if worker is not None:
         worker.observe = metrics.step_observer()
+        worker.replies.published = metrics.reply_published
         if tracing is not None:
             worker.observe = tracing.step_spans(worker.observe)
+            worker.replies.around = tracing.reply_span
         metrics.watch_worker(worker)
         routers.append(worker_router(worker))
     middlewares = broker_middlewares(metrics)
@@ -58,12 +62,24 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         publish_job = tracing.carry(publish_job)
     scheduler = Scheduler(ledger, publish_job)
     broker.include_router(intake_router(scheduler))
+    recorder = reply_recorder(
+        broker,
+        results,
+        metrics.time_writes(ledger.store_replies),
+        prefetch=settings.ledger_prefetch,
+        observe=metrics.recorded if tracing is None else tracing.recorded_spans(metrics.recorded),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.open()
+        recording = None
         try:
-            await start_broker(broker, settings)
+            await start_broker(broker, settings, [] if worker is None else [worker.replies.start])
+            # NOTE: a connection of its own, so replies published by an in-process worker while
+            # the broker drains it on shutdown are still stored and acked.
+            recording = await connect(settings)
+            await recorder.start(recording)
             logger.info(
                 "gateway ready on %s:%s (worker in process: %s)",
                 settings.host,
@@ -75,6 +91,11 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             if worker is not None:
                 worker.stopping.set()
             await broker.stop()
+            await recorder.stop(timeout=settings.grace_seconds or None)
+            if recording is not None:
+                await recording.close()
+            if worker is not None:
+                await worker.replies.close()
             await ledger.close()
             if tracing is not None:
                 tracing.shutdown()

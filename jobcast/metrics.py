@@ -8,9 +8,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from consumer.runner import StepObserver
 from consumer.worker import Worker
 from contracts import Job, Reply, ReplyKind
+from contracts.topology import LEDGER_QUEUE
+from jobcast.logs import job_context
 from ledger import StoreOutcome
 from producer.service import PublishJob
-from query.batcher import StoreMany
+from query.recorder import Recorded, StoreMany
 
 MAX_LABEL_VALUES = 100
 """Distinct `fn` values a process reports by name; the rest are counted as `other`."""
@@ -95,6 +97,13 @@ class Metrics:
             ["queue", "reason"],
             registry=r,
         )
+        self.replies_recorded = Counter(
+            "jobcast_replies_recorded",
+            "Replies taken from jobcast.ledger: stored, duplicate (stored before),"
+            " unknown_offset or invalid (both dead-lettered).",
+            ["outcome"],
+            registry=r,
+        )
         self.ledger_write_seconds = Histogram(
             "jobcast_ledger_write_seconds",
             "Time to commit one batch of replies to the ledger.",
@@ -138,6 +147,18 @@ class Metrics:
                 return await store_many(replies)
 
         return timed
+
+    def recorded(self, batch: Sequence[Recorded]) -> None:
+        """The ReplyRecorder's `observe` hook: outcomes and redeliveries of a settled batch."""
+        for item in batch:
+            self.replies_recorded.labels(item.outcome or "invalid").inc()
+            if item.message.redelivered:
+                self.redelivered(LEDGER_QUEUE.name)
+
+    def reply_published(self, reply: Reply) -> None:
+        """The ReplyPublisher's `published` hook: a final reply counts its job as ended."""
+        if reply.is_final:
+            self.job_ended(job_context.get().get("fn"), reply)
 
     def job_ended(self, fn: str | None, reply: Reply) -> None:
         """A job's final reply was published (by the worker running it)."""

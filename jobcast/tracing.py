@@ -8,13 +8,17 @@ for consumers that read the body only.
 
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from consumer.runner import StepObserver
-from contracts import Job
+from contracts import Job, Reply
+from contracts.topology import LEDGER_QUEUE, REPLIES_EXCHANGE, REPLY_KEY_ALL
 from jobcast.settings import Settings
 from jobcast.tracking import destination_of
 from producer.service import PublishJob
+from query.recorder import Recorded, RecordObserver
 
 try:
     from faststream.opentelemetry import TelemetryMiddleware
@@ -115,9 +119,49 @@ class Tracing:
 
         return observe
 
+    @contextmanager
+    def reply_span(self, reply: Reply) -> Iterator[dict[str, str]]:
+        """The ReplyPublisher's `around` hook: a producer span per reply published, its
+        context in the headers the reply carries (the recorder continues it)."""
+        with self.tracer.start_as_current_span(
+            f"{REPLIES_EXCHANGE.name}.{REPLY_KEY_ALL} publish",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={"messaging.system": "rabbitmq", "jobcast.step": reply.seq},
+        ):
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            yield headers
+
+    def recorded_spans(self, inner: RecordObserver | None) -> RecordObserver:
+        """The ReplyRecorder's `observe` hook: a consumer span per reply stored (or not),
+        continuing the trace its headers carry, then `inner`."""
+
+        def observe(batch: Sequence[Recorded]) -> None:
+            for item in batch:
+                carrier = {k: _text(v) for k, v in (item.message.headers or {}).items()}
+                span = self.tracer.start_span(
+                    f"{REPLIES_EXCHANGE.name}.{REPLY_KEY_ALL} process",
+                    context=propagate.extract(carrier),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "rabbitmq",
+                        "messaging.destination.name": LEDGER_QUEUE.name,
+                        "jobcast.outcome": item.outcome or "invalid",
+                    },
+                )
+                span.end()
+            if inner is not None:
+                inner(batch)
+
+        return observe
+
     def shutdown(self) -> None:
         """Flush and stop exporting."""
         self.provider.shutdown()
+
+
+def _text(value: object) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
 def _bounded_span_names() -> Any:

@@ -17,7 +17,6 @@ from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
 from faststream.rabbit.response import RabbitPublishCommand
 
-from contracts import Reply
 from contracts.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_QUEUE,
@@ -25,7 +24,6 @@ from contracts.topology import (
     JOBS_QUEUE,
     LEDGER_QUEUE,
     PROGRESS_QUEUE,
-    REPLIES_EXCHANGE,
     REPLY_KEY_ALL,
     SCHEDULE_QUEUE,
 )
@@ -91,10 +89,8 @@ class JobTracking(BaseMiddleware):
         return result
 
     def _count(self, cmd: RabbitPublishCommand) -> None:
-        exchange = cmd.exchange.name
-        if exchange == REPLIES_EXCHANGE.name and isinstance(cmd.body, Reply) and cmd.body.is_final:
-            self.metrics.job_ended(job_context.get().get("fn"), cmd.body)
-        elif exchange == DEAD_LETTER_EXCHANGE.name:
+        # NOTE: replies are counted by the ReplyPublisher (Metrics.reply_published).
+        if cmd.exchange.name == DEAD_LETTER_EXCHANGE.name:
             self.metrics.dead_letter(cmd.destination, (cmd.headers or {}).get(HEADER_REASON))
 
 

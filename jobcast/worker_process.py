@@ -24,18 +24,20 @@ async def run_worker(settings: Settings) -> None:
     worker = build_worker(settings)
     metrics = Metrics()
     worker.observe = metrics.step_observer()
+    worker.replies.published = metrics.reply_published
     metrics.watch_worker(worker)
     middlewares = broker_middlewares(metrics)
     tracing = setup_tracing(settings, "jobcast-worker")
     if tracing is not None:
         worker.observe = tracing.step_spans(worker.observe)
+        worker.replies.around = tracing.reply_span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
     broker = create_broker(settings, [worker_router(worker)], middlewares)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await start_broker(broker, settings)
+    await start_broker(broker, settings, attach=[worker.replies.start])
     ops = None
     if settings.worker_port:
         ops = _OpsServer(create_ops_app(broker, metrics, worker), settings)
@@ -53,6 +55,7 @@ async def run_worker(settings: Settings) -> None:
         )
         worker.stopping.set()
         await broker.stop()
+        await worker.replies.close()
         if ops is not None and serving is not None:
             ops.should_exit = True
             await serving

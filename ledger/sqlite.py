@@ -124,8 +124,15 @@ class SqliteLedger:
         )
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        outcomes = await asyncio.gather(*(self._write(_store_one(reply)) for reply in replies))
-        return list(outcomes)
+        rows = [
+            (r.offset, r.seq, r.kind, dump_value(r), r.produced_at.isoformat()) for r in replies
+        ]
+        outcomes: list[StoreOutcome] = await self._write(
+            lambda conn: [
+                _store_one(conn, reply, row) for reply, row in zip(replies, rows, strict=True)
+            ]
+        )
+        return outcomes
 
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
         def op(conn: sqlite3.Connection) -> list[Reply]:
@@ -229,21 +236,18 @@ def _same_request(row: tuple[int, str], body: str, key: str) -> int:
     return offset
 
 
-def _store_one(reply: Reply) -> Op:
-    def op(conn: sqlite3.Connection) -> StoreOutcome:
-        if not _job_exists(conn, reply.offset):
-            return StoreOutcome.UNKNOWN_OFFSET
-        inserted = conn.execute(
-            "INSERT INTO replies (job_id, seq, kind, value, produced_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (reply.offset, reply.seq, reply.kind, dump_value(reply), reply.produced_at.isoformat()),
-        ).rowcount
-        if not inserted:
-            return StoreOutcome.DUPLICATE
-        _advance_state(conn, reply)
-        return StoreOutcome.STORED
-
-    return op
+def _store_one(conn: sqlite3.Connection, reply: Reply, row: tuple[Any, ...]) -> StoreOutcome:
+    if not _job_exists(conn, reply.offset):
+        return StoreOutcome.UNKNOWN_OFFSET
+    inserted = conn.execute(
+        "INSERT INTO replies (job_id, seq, kind, value, produced_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        row,
+    ).rowcount
+    if not inserted:
+        return StoreOutcome.DUPLICATE
+    _advance_state(conn, reply)
+    return StoreOutcome.STORED
 
 
 def _advance_state(conn: sqlite3.Connection, reply: Reply) -> None:

@@ -2,58 +2,22 @@
 
 import logging
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitResponse, RabbitRouter
-from pydantic import ValidationError
+from aio_pika.abc import AbstractIncomingMessage
+from faststream.rabbit import RabbitBroker, RabbitResponse, RabbitRouter
 
-from contracts import Progress, ProgressQuery, Reply, UnknownOffsetError
-from contracts.context import RabbitBroker, RabbitMessage
-from contracts.errors import describe
-from contracts.publishing import dead_letter
-from contracts.retrying import while_ledger_down
-from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, REPLIES_EXCHANGE
-from ledger import StoreOutcome
+from contracts import Progress, ProgressQuery, UnknownOffsetError
+from contracts.publishing import copy_to_dead_letters
+from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
 from ledger.base import progress
-from query.batcher import ReplyBatcher
+from query.recorder import RecordObserver, ReplyRecorder, StoreMany
 from query.service import Results
 
 logger = logging.getLogger(__name__)
 
 
-def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> RabbitRouter:
-    """A router that stores every reply once and answers workers' resume questions."""
+def query_router(results: Results) -> RabbitRouter:
+    """A router that answers workers' resume questions (replies are stored by ReplyRecorder)."""
     router = RabbitRouter()
-
-    @router.subscriber(
-        LEDGER_QUEUE,
-        REPLIES_EXCHANGE,
-        channel=Channel(prefetch_count=prefetch),
-        ack_policy=AckPolicy.MANUAL,
-        title="jobcast.ledger:on_reply",
-    )
-    async def on_reply(msg: RabbitMessage, broker: RabbitBroker) -> None:
-        """Store a reply in the ledger; ack only once it is committed."""
-        try:
-            reply = Reply.model_validate_json(msg.body)
-        except ValidationError as exc:
-            await dead_letter(
-                broker, msg, reason=f"invalid reply: {describe(exc)}", source=LEDGER_QUEUE
-            )
-            return
-        # NOTE: while the ledger is down the reply waits here, unacked, and is retried:
-        # never dropped, never requeued (which would spend its delivery limit).
-        outcome = await while_ledger_down(batcher.store, reply)
-        if outcome is StoreOutcome.UNKNOWN_OFFSET:
-            await dead_letter(
-                broker,
-                msg,
-                reason=f"reply for offset {reply.offset}, never handed out",
-                source=LEDGER_QUEUE,
-            )
-            return
-        await msg.ack()
-        if outcome is StoreOutcome.STORED:
-            results.hub.notify(reply.offset)
 
     @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress")
     async def on_progress(query: ProgressQuery) -> RabbitResponse:
@@ -67,3 +31,21 @@ def query_router(results: Results, batcher: ReplyBatcher, prefetch: int) -> Rabb
         return RabbitResponse(found, mandatory=False)
 
     return router
+
+
+def reply_recorder(
+    broker: RabbitBroker,
+    results: Results,
+    store_many: StoreMany,
+    *,
+    prefetch: int,
+    observe: RecordObserver | None = None,
+) -> ReplyRecorder:
+    """The consumer of jobcast.ledger, dead-lettering through `broker` what it cannot store."""
+
+    async def to_dead_letters(message: AbstractIncomingMessage, reason: str) -> bool:
+        return await copy_to_dead_letters(broker, message, reason=reason, source=LEDGER_QUEUE)
+
+    return ReplyRecorder(
+        store_many, results.hub, to_dead_letters, prefetch=prefetch, observe=observe
+    )

@@ -88,8 +88,8 @@ def jobcast_env(amqp_url: str, sqlite_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator["Spawner"]:
-    """Start jobcast processes; every one is stopped after the test."""
+def spawn(tmp_path: Path, vhost: Vhost) -> Iterator["Spawner"]:
+    """Start jobcast processes; every one is stopped after the test, before its vhost goes."""
     spawner = Spawner(tmp_path)
     yield spawner
     spawner.stop_all()

@@ -1,42 +1,59 @@
-"""The HTTP contract, with FastStream's in-memory broker: fast, no RabbitMQ needed."""
+"""The HTTP contract, in process (ASGI transport) on the real broker: gateway and worker in
+one app, as `jobcast serve` runs them."""
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 from unittest.mock import patch
 
+import aio_pika
 import httpx
 import pytest
-from faststream.rabbit import TestRabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
 
 from contracts import BrokerUnavailableError
-from contracts.topology import DEAD_LETTER_EXCHANGE, DEAD_QUEUE, HEADER_REASON
+from contracts.topology import DEAD_QUEUE, HEADER_REASON
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
+from tests.support.waiting import eventually
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
 
 @pytest.fixture
-async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def http(tmp_path: Path, amqp_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'l.db'}", step_seconds=0, max_body_bytes=1024
+        amqp_url=amqp_url,
+        database_url=f"sqlite:///{tmp_path / 'l.db'}",
+        step_seconds=0,
+        max_body_bytes=1024,
     )
     app = create_app(settings, with_worker=True)
-    dead: list[dict[str, object]] = []
-
-    @app.state.broker.subscriber(DEAD_QUEUE, DEAD_LETTER_EXCHANGE)
-    async def on_dead(msg: RabbitMessage) -> None:
-        dead.append(msg.headers)
-
-    async with TestRabbitBroker(app.state.broker):
-        await app.state.ledger.open()
+    async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://jobcast") as client:
             client.app = app  # type: ignore[attr-defined]
-            client.dead = dead  # type: ignore[attr-defined]
+            client.amqp_url = amqp_url  # type: ignore[attr-defined]
             yield client
-        await app.state.ledger.close()
+
+
+async def finished(http: httpx.AsyncClient, offset: int) -> dict[str, object]:
+    """The job once it reached done or failed."""
+    answer = await eventually(
+        lambda: http.get(f"/jobs/{offset}"),
+        until=lambda r: r.json()["state"] in ("done", "failed"),
+        what=f"job {offset} finished",
+    )
+    job: dict[str, object] = answer.json()
+    return job
+
+
+async def dead_letter_headers(amqp_url: str) -> list[dict[str, object]]:
+    """The headers of every message in jobcast.dead."""
+    async with await aio_pika.connect(amqp_url) as connection:
+        queue = await (await connection.channel()).get_queue(DEAD_QUEUE.name, ensure=False)
+        found = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            found.append(dict(message.headers))
+        return found
 
 
 async def test_schedule_answers_with_consecutive_offsets(http):
@@ -46,10 +63,10 @@ async def test_schedule_answers_with_consecutive_offsets(http):
 
 async def test_results_of_the_default_pipeline(http):
     offset = (await http.post("/schedule", json=JOB)).json()["offset"]
+    job = await finished(http, offset)
+    assert job["state"] == "done"
     body = (await http.get(f"/messages/{offset}")).json()
     assert body == ["result1", "result2", "result3", "done"]
-    job = (await http.get(f"/jobs/{offset}")).json()
-    assert job["state"] == "done"
     assert job["request"] == JOB
     assert [r["seq"] for r in job["replies"]] == [0, 1, 2, 3]
 
@@ -116,12 +133,14 @@ async def test_the_same_idempotency_key_schedules_once(http):
 
 async def test_an_unknown_fn_fails_the_job_with_a_reason(http):
     offset = (await http.post("/schedule", json={**JOB, "fn": "nope"})).json()["offset"]
-    job = (await http.get(f"/jobs/{offset}")).json()
+    job = await finished(http, offset)
     assert job["state"] == "failed"
     assert "'nope'" in job["error"]
     assert "default_fn" in job["error"]
     assert (await http.get(f"/messages/{offset}")).json()[-1] == job["error"]
-    (headers,) = http.dead
+    (headers,) = await eventually(
+        lambda: dead_letter_headers(http.amqp_url), what="the job in jobcast.dead"
+    )
     assert "'nope'" in headers[HEADER_REASON]
 
 

@@ -1,0 +1,181 @@
+"""The reply recorder on the real broker and a real ledger: every reply stored once, acked only
+after its commit, batched under load, and nothing that cannot be stored stalls the queue."""
+
+from collections.abc import AsyncIterator, Sequence
+
+import aio_pika
+import pytest
+
+from contracts import JobRequest, LedgerUnavailableError, Reply, ReplyKind
+from contracts.topology import (
+    DEAD_QUEUE,
+    HEADER_REASON,
+    LEDGER_QUEUE,
+    REPLIES_EXCHANGE,
+    declare_topology,
+    reply_key,
+)
+from ledger import Ledger, StoreOutcome, open_ledger
+from query.live import ReplyHub
+from query.recorder import Recorded, ReplyRecorder
+from tests.support.waiting import eventually
+
+REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
+
+
+@pytest.fixture
+async def ledger(sqlite_url: str) -> AsyncIterator[Ledger]:
+    opened = open_ledger(sqlite_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    await declare_topology(amqp_url)
+    async with await aio_pika.connect_robust(amqp_url) as opened:
+        yield opened
+
+
+class Recording:
+    """A ReplyRecorder with what it did: batches stored, outcomes, dead letters."""
+
+    def __init__(self, ledger: Ledger, amqp_url: str, *, down_for: int = 0) -> None:
+        self.ledger = ledger
+        self.amqp_url = amqp_url
+        self.batches: list[int] = []
+        self.outcomes: list[StoreOutcome | None] = []
+        self.down_for = down_for
+        self.recorder = ReplyRecorder(
+            self.store_many, ReplyHub(), self.dead_letter, prefetch=64, observe=self.observe
+        )
+        self.dead: list[tuple[bytes, str]] = []
+
+    async def store_many(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
+        if self.down_for:
+            self.down_for -= 1
+            raise LedgerUnavailableError("the ledger is down (test)")
+        self.batches.append(len(replies))
+        return await self.ledger.store_replies(replies)
+
+    async def dead_letter(self, message: aio_pika.abc.AbstractIncomingMessage, why: str) -> bool:
+        async with await aio_pika.connect(self.amqp_url) as conn:
+            channel = await conn.channel(publisher_confirms=True)
+            copy = aio_pika.Message(message.body, headers={HEADER_REASON: why})
+            await channel.default_exchange.publish(copy, routing_key=DEAD_QUEUE.name)
+        self.dead.append((message.body, why))
+        return True
+
+    def observe(self, batch: Sequence[Recorded]) -> None:
+        self.outcomes.extend(item.outcome for item in batch)
+
+
+async def publish(connection: aio_pika.abc.AbstractConnection, bodies: list[tuple[int, bytes]]):
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(REPLIES_EXCHANGE.name)
+    for offset, body in bodies:
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await exchange.publish(message, routing_key=reply_key(offset))
+    await channel.close()
+
+
+def replies_of(offset: int) -> list[tuple[int, bytes]]:
+    kinds = [ReplyKind.RESULT] * 3 + [ReplyKind.DONE]
+    return [
+        (
+            offset,
+            Reply(offset=offset, seq=seq, kind=kind, value=f"v{seq}").model_dump_json().encode(),
+        )
+        for seq, kind in enumerate(kinds)
+    ]
+
+
+async def left_in_queue(amqp_url: str, name: str) -> int:
+    async with await aio_pika.connect(amqp_url) as conn:
+        queue = await (await conn.channel()).declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def run_until_settled(recording: Recording, connection, expected: int) -> None:
+    """Record until `expected` messages are settled, then stop: whatever was not acked goes
+    back to the queue when the consumer's channel closes."""
+    await recording.recorder.start(connection)
+    await eventually(
+        lambda: _settled(recording), until=lambda n: n >= expected, what="messages settled"
+    )
+    await recording.recorder.stop(timeout=5)
+
+
+async def _settled(recording: Recording) -> int:
+    return len(recording.outcomes)
+
+
+async def test_every_reply_is_stored_once_and_acked_in_batches(ledger, connection, amqp_url):
+    offsets = [(await ledger.create_job(REQUEST))[0] for _ in range(100)]
+    bodies = [body for offset in offsets for body in replies_of(offset)]
+    await publish(connection, bodies + bodies)  # every reply twice: as a redelivery would be
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=800)
+
+    assert recording.outcomes.count(StoreOutcome.STORED) == 400
+    assert recording.outcomes.count(StoreOutcome.DUPLICATE) == 400
+    for offset in offsets:
+        assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    assert len(recording.batches) < 800 / 4  # many replies per transaction, under load
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0  # every one was acked
+    assert recording.dead == []
+
+
+async def test_what_cannot_be_stored_is_dead_lettered_and_the_rest_moves_on(
+    ledger, connection, amqp_url
+):
+    (offset, _) = await ledger.create_job(REQUEST)
+    good = replies_of(offset)
+    poison = [(offset, b"{not json"), (999, replies_of(999)[0][1])]
+    await publish(connection, [good[0], poison[0], good[1], poison[1], good[2], good[3]])
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=6)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    reasons = [why for _, why in recording.dead]
+    assert reasons[0].startswith("invalid reply")
+    assert reasons[1] == "reply for offset 999, never handed out"
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
+    assert await left_in_queue(amqp_url, DEAD_QUEUE.name) == 2
+
+
+async def test_while_the_ledger_is_down_replies_wait_and_are_stored_after(
+    ledger, connection, amqp_url
+):
+    (offset, _) = await ledger.create_job(REQUEST)
+    await publish(connection, replies_of(offset))
+    recording = Recording(ledger, amqp_url, down_for=3)
+
+    await run_until_settled(recording, connection, expected=4)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    assert recording.dead == []
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
+
+
+async def test_replies_not_yet_committed_are_not_acked(ledger, connection, amqp_url):
+    (offset, _) = await ledger.create_job(REQUEST)
+    await publish(connection, replies_of(offset))
+    stuck = Recording(ledger, amqp_url, down_for=10**6)  # the ledger never answers
+    await stuck.recorder.start(connection)
+    await eventually(
+        lambda: left_in_queue(amqp_url, LEDGER_QUEUE.name),
+        until=lambda n: n == 0,
+        what="the recorder took all four",
+    )
+
+    await stuck.recorder.stop(timeout=0.2)  # gives up: nothing was committed
+
+    assert await ledger.replies(offset) == []
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 4  # all back in the queue
+    fresh = Recording(ledger, amqp_url)
+    await run_until_settled(fresh, connection, expected=4)
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
