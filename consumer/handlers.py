@@ -1,5 +1,6 @@
 """The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply."""
 
+import asyncio
 import logging
 
 from faststream import AckPolicy
@@ -79,6 +80,7 @@ def worker_router(worker: Worker) -> RabbitRouter:
                 step_seconds=worker.step_seconds,
                 stopping=worker.stopping,
                 observe=worker.observe,
+                confirm_timeout=worker.publish_timeout,
             )
         except BrokerUnavailableError:
             logger.warning("broker lost mid-job; it will be redelivered offset=%(offset)s", log)
@@ -118,6 +120,15 @@ async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progr
     except (TimeoutError, ValidationError, BrokerUnavailableError) as exc:
         logger.warning("no resume point for offset=%s (%s); starting over", job.offset, exc)
         return None
+
+
+async def _publish_error(worker: Worker, reply: Reply) -> None:
+    """Publish a job's error reply outside a run, waiting up to the worker's publish timeout."""
+    try:
+        async with asyncio.timeout(worker.publish_timeout):
+            await worker.replies.publish(reply)
+    except TimeoutError:
+        raise BrokerUnavailableError("RabbitMQ did not confirm the error reply") from None
 
 
 async def _quietly_nack(msg: RabbitMessage) -> None:

@@ -29,16 +29,16 @@ class ReplyPublisher:
     """Publishes Replies with routing key reply.<offset>; `publish` returns once confirmed.
 
     Publishes may overlap: RabbitMQ confirms them in any order, a channel keeps their order.
+    A publish has no deadline of its own (a timer each cost more than the publish): callers
+    bound the wait, as `run_job` does with one deadline per job.
     """
 
     def __init__(
         self,
         *,
-        timeout: float,
         around: AroundPublish = _no_headers,
         published: Callable[[Reply], None] | None = None,
     ) -> None:
-        self._timeout = timeout
         self.around = around
         self.published = published
         self._channel: aio_pika.abc.AbstractChannel | None = None
@@ -59,7 +59,8 @@ class ReplyPublisher:
             pass
 
     async def publish(self, reply: Reply) -> None:
-        """Publish `reply`; BrokerUnavailableError unless RabbitMQ confirmed it in time.
+        """Publish `reply`; BrokerUnavailableError if RabbitMQ refused or returned it, or the
+        channel is gone.
 
         Mandatory: a reply no queue would take (no jobcast.ledger) counts as not confirmed.
         """
@@ -73,10 +74,9 @@ class ReplyPublisher:
                 headers=headers or None,  # type: ignore[arg-type]
             )
             try:
-                async with asyncio.timeout(self._timeout):
-                    await self._exchange.publish(
-                        message, routing_key=reply_key(reply.offset), mandatory=True
-                    )
+                await self._exchange.publish(
+                    message, routing_key=reply_key(reply.offset), mandatory=True
+                )
             except BROKER_FAILURES as exc:
                 raise BrokerUnavailableError(
                     f"RabbitMQ did not confirm the reply: {type(exc).__name__}: {exc}".rstrip(": ")

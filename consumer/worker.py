@@ -16,7 +16,9 @@ class Worker:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_seconds: float = 0.0
     concurrency: int = 256
-    replies: ReplyPublisher = field(default_factory=lambda: ReplyPublisher(timeout=5.0))
+    publish_timeout: float = 5.0
+    """How long a worker waits for RabbitMQ to confirm a reply before handing the job back."""
+    replies: ReplyPublisher = field(default_factory=ReplyPublisher)
     """Started with the broker connection, before the first job is taken."""
     resume_timeout: float = 3.0
     max_deliveries: int = 8

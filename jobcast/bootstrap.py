@@ -10,7 +10,6 @@ from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.pipelines import load_registry
-from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
@@ -110,7 +109,7 @@ def build_worker(settings: Settings) -> Worker:
         ),
         step_seconds=settings.step_seconds,
         concurrency=settings.worker_concurrency,
-        replies=ReplyPublisher(timeout=settings.publish_timeout_seconds),
+        publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,
         max_deliveries=settings.max_deliveries,
     )

@@ -189,6 +189,19 @@ async def test_an_unconfirmed_reply_fails_the_run_after_the_rest_settle():
         await run_job(job(), pipeline, publish, retry=FAST)
 
 
+async def test_a_confirm_that_never_comes_fails_the_run_after_the_confirm_timeout():
+    from contracts import BrokerUnavailableError
+
+    async def publish(reply: Reply) -> None:
+        await asyncio.Event().wait()  # the broker never answers
+
+    pipeline, _ = counting()
+    began = asyncio.get_running_loop().time()
+    with pytest.raises(BrokerUnavailableError, match="within 0.2s"):
+        await run_job(job(), pipeline, publish, retry=FAST, confirm_timeout=0.2)
+    assert asyncio.get_running_loop().time() - began < 2
+
+
 def test_backoff_doubles_up_to_the_cap_plus_jitter():
     policy = RetryPolicy(attempts=10, initial_seconds=0.5, max_seconds=3)
     for failed, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
