@@ -1,58 +1,64 @@
-"""The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply."""
+"""The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply.
+
+On aio-pika directly (contracts/consuming.py): every job passes through here."""
 
 import asyncio
 import logging
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitRouter
+from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
-from contracts.context import RabbitBroker, RabbitMessage
+from contracts.consuming import AroundConsume, Consumer, Message, nothing_around
 from contracts.errors import BrokerUnavailableError, describe
-from contracts.publishing import dead_letter, request_reply
+from contracts.publishing import dead_letters_via, request_reply
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
 
 logger = logging.getLogger(__name__)
 
 
-def worker_router(worker: Worker) -> RabbitRouter:
-    """A router whose one handler runs jobs from jobcast.jobs."""
-    router = RabbitRouter()
+class JobConsumer(Consumer):
+    """Takes jobs from jobcast.jobs, as many at once as the worker's concurrency."""
 
-    @router.subscriber(
-        JOBS_QUEUE,
-        channel=Channel(prefetch_count=worker.concurrency),
-        ack_policy=AckPolicy.MANUAL,
-        title="jobcast.jobs:on_job",
-    )
-    async def on_job(msg: RabbitMessage, broker: RabbitBroker) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        broker: RabbitBroker,
+        *,
+        around: AroundConsume = nothing_around,
+    ) -> None:
+        super().__init__(
+            JOBS_QUEUE,
+            dead_letters_via(broker, JOBS_QUEUE),
+            prefetch=worker.concurrency,
+            around=around,
+        )
+        self.worker = worker
+        self._broker = broker
+
+    async def handle(self, msg: Message) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
+        worker, broker = self.worker, self._broker
         try:
             job = Job.model_validate_json(msg.body)
         except ValidationError as exc:
-            await dead_letter(
-                broker, msg, reason=f"invalid job: {describe(exc)}", source=JOBS_QUEUE
-            )
+            await self.move_to_dead(msg, f"invalid job: {describe(exc)}")
             return
 
-        deliveries = int(msg.headers.get("x-delivery-count", 0) or 0)
+        deliveries = _delivery_count(msg)
         log = {"offset": job.offset, "fn": job.request.fn, "delivery": deliveries}
         worker.in_flight += 1
         try:
             try:
                 pipeline = worker.registry.get(job.request.fn)
             except UnknownPipelineError as exc:
-                await worker.replies.publish(
-                    Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc))
-                )
-                await dead_letter(broker, msg, reason=str(exc), source=JOBS_QUEUE)
+                failed = Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc))
+                await _publish_error(worker, failed)
+                await self.move_to_dead(msg, str(exc))
                 return
-            start = (
-                await _resume_point(broker, worker, job) if msg.raw_message.redelivered else None
-            )
+            start = await _resume_point(broker, worker, job) if msg.redelivered else None
             if start is not None and start.finished:
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
@@ -65,16 +71,15 @@ def worker_router(worker: Worker) -> RabbitRouter:
                     f"running the job died or lost the broker"
                 )
                 seq = start.next_seq if start is not None else 0
-                await worker.replies.publish(
-                    Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
-                )
-                await dead_letter(broker, msg, reason=reason, source=JOBS_QUEUE)
+                failed = Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
+                await _publish_error(worker, failed)
+                await self.move_to_dead(msg, reason)
                 logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
             result = await run_job(
                 job,
                 pipeline,
-                worker.replies.publish,
+                worker.replies.publish_reply,
                 start=start,
                 retry=worker.retry,
                 step_seconds=worker.step_seconds,
@@ -92,7 +97,7 @@ def worker_router(worker: Worker) -> RabbitRouter:
             logger.info("worker stopping; job handed back offset=%(offset)s", log)
             await msg.nack(requeue=True)
         elif result.outcome is Outcome.FAILED:
-            await dead_letter(broker, msg, reason=result.reason or "failed", source=JOBS_QUEUE)
+            await self.move_to_dead(msg, result.reason or "failed")
         else:
             await msg.ack()
         logger.info(
@@ -104,7 +109,11 @@ def worker_router(worker: Worker) -> RabbitRouter:
             deliveries,
         )
 
-    return router
+
+def _delivery_count(msg: Message) -> int:
+    """RabbitMQ's x-delivery-count (quorum queues): 0 on the first delivery."""
+    count = (msg.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
 
 
 async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progress | None:
@@ -126,12 +135,12 @@ async def _publish_error(worker: Worker, reply: Reply) -> None:
     """Publish a job's error reply outside a run, waiting up to the worker's publish timeout."""
     try:
         async with asyncio.timeout(worker.publish_timeout):
-            await worker.replies.publish(reply)
+            await worker.replies.publish_reply(reply)
     except TimeoutError:
         raise BrokerUnavailableError("RabbitMQ did not confirm the error reply") from None
 
 
-async def _quietly_nack(msg: RabbitMessage) -> None:
+async def _quietly_nack(msg: Message) -> None:
     try:
         await msg.nack(requeue=True)
     except Exception:  # the channel is gone: the broker requeues the delivery itself

@@ -18,14 +18,11 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from consumer.handlers import worker_router
 from contracts import Job, JobAccepted, JobRequest, Reply, ScheduleRejected
-from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
-from jobcast.bootstrap import build_worker, create_broker
+from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
+from jobcast.bootstrap import create_broker
 from jobcast.settings import Settings
 from ledger import open_ledger
-from producer.intake import intake_router
-from producer.service import Scheduler
 from query.handlers import query_router
 from query.live import ReplyHub
 from query.service import Results
@@ -83,8 +80,18 @@ def _documented_publishers() -> RabbitRouter:
 
 
 def _documented_subscribers() -> RabbitRouter:
-    """Consumers FastStream cannot see: the ReplyRecorder consumes with aio-pika directly."""
+    """Consumers FastStream cannot see: jobcast's hot paths consume with aio-pika directly."""
     router = RabbitRouter()
+
+    @router.subscriber(JOBS_QUEUE, title="jobcast.jobs:on_job")
+    async def on_job(msg: RabbitMessage) -> None:
+        """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
+        raise NotImplementedError  # never called: this router only describes
+
+    @router.subscriber(SCHEDULE_QUEUE, title="jobcast.schedule:on_schedule")
+    async def on_schedule(msg: RabbitMessage) -> None:
+        """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
+        raise NotImplementedError  # never called: this router only describes
 
     @router.subscriber(LEDGER_QUEUE, REPLIES_EXCHANGE, title="jobcast.ledger:on_reply")
     async def on_reply(msg: RabbitMessage) -> None:
@@ -99,14 +106,9 @@ def documented_broker(settings: Settings) -> RabbitBroker:
     ledger = open_ledger(settings.database_url)
     results = Results(ledger, ReplyHub())
 
-    async def unused(job: Job) -> None:
-        raise NotImplementedError  # never called: this broker only describes
-
     routers = [
         query_router(results),
         _documented_subscribers(),
-        worker_router(build_worker(settings)),
-        intake_router(Scheduler(ledger, unused)),
         _documented_publishers(),
     ]
     return create_broker(settings, routers)

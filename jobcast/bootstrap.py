@@ -1,5 +1,6 @@
 """The composition root: builds each part from Settings and wires them together."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
-from contracts.publishing import publish_confirmed
+from contracts.publishing import ConfirmedChannel
 from contracts.topology import JOBS_QUEUE, declare_topology
 from jobcast.settings import Settings
 from producer.service import PublishJob
@@ -85,15 +86,23 @@ def broker_reconnecting(broker: RabbitBroker) -> bool:
     return connection is not None and not connection.connected.is_set()
 
 
-def job_publisher(broker: RabbitBroker, settings: Settings) -> PublishJob:
+def job_publisher(
+    channel: ConfirmedChannel, broker: RabbitBroker, settings: Settings
+) -> PublishJob:
     """Publishes jobs persistently with confirms; fails fast while the broker is away."""
 
     async def publish(job: Job) -> None:
         if broker_reconnecting(broker):
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
-        await publish_confirmed(
-            broker, job, queue=JOBS_QUEUE, timeout=settings.publish_timeout_seconds
-        )
+        try:
+            async with asyncio.timeout(settings.publish_timeout_seconds):
+                await channel.publish(
+                    job.model_dump_json().encode(), exchange="", routing_key=JOBS_QUEUE.name
+                )
+        except TimeoutError:
+            raise BrokerUnavailableError(
+                f"RabbitMQ did not confirm the job within {settings.publish_timeout_seconds}s"
+            ) from None
 
     return publish
 

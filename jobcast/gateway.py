@@ -9,8 +9,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consumer.handlers import worker_router
+from consumer.handlers import JobConsumer
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
+from contracts.publishing import ConfirmedChannel, dead_letters_via
+from contracts.topology import JOBS_QUEUE, SCHEDULE_QUEUE
 from jobcast import asyncapi, ops
 from jobcast.bootstrap import (
     build_worker,
@@ -23,10 +25,10 @@ from jobcast.limits import BodySizeLimit
 from jobcast.metrics import Metrics
 from jobcast.settings import Settings
 from jobcast.tracing import TraceRequests, setup_tracing
-from jobcast.tracking import broker_middlewares
+from jobcast.tracking import broker_middlewares, consuming
 from ledger import open_ledger
 from producer import http as producer_http
-from producer.intake import intake_router
+from producer.intake import Intake
 from producer.service import Scheduler
 from query import http as query_http
 from query import stream as query_stream
@@ -50,18 +52,30 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         worker.replies.published = metrics.reply_published
         if tracing is not None:
             worker.observe = tracing.step_spans(worker.observe)
-            worker.replies.around = tracing.reply_span
+            worker.replies.around = tracing.publish_span
         metrics.watch_worker(worker)
-        routers.append(worker_router(worker))
     middlewares = broker_middlewares(metrics)
     if tracing is not None:  # outermost, so every log line and count sits inside the span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
     broker = create_broker(settings, routers, middlewares)
-    publish_job = metrics.count_scheduled(job_publisher(broker, settings))
+    jobs = ConfirmedChannel()
+    if tracing is not None:
+        jobs.around = tracing.publish_span
+    publish_job = metrics.count_scheduled(job_publisher(jobs, broker, settings))
     if tracing is not None:
         publish_job = tracing.carry(publish_job)
     scheduler = Scheduler(ledger, publish_job)
-    broker.include_router(intake_router(scheduler))
+    span = tracing.consume_span if tracing is not None else None
+    intake = Intake(
+        scheduler,
+        dead_letters_via(broker, SCHEDULE_QUEUE),
+        around=consuming(metrics, SCHEDULE_QUEUE.name, span),
+    )
+    jobs_consumer = (
+        JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
+        if worker is not None
+        else None
+    )
     recorder = reply_recorder(
         broker,
         results,
@@ -75,7 +89,10 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         await ledger.open()
         recording = None
         try:
-            await start_broker(broker, settings, [] if worker is None else [worker.replies.start])
+            attach = [jobs.start, intake.start]
+            if worker is not None and jobs_consumer is not None:
+                attach += [worker.replies.start, jobs_consumer.start]
+            await start_broker(broker, settings, attach)
             # NOTE: a connection of its own, so replies published by an in-process worker while
             # the broker drains it on shutdown are still stored and acked.
             recording = await connect(settings)
@@ -90,10 +107,14 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stopping.set()
+            await intake.stop(timeout=settings.grace_seconds or None)
+            if jobs_consumer is not None:
+                await jobs_consumer.stop(timeout=settings.grace_seconds or None)
             await broker.stop()
             await recorder.stop(timeout=settings.grace_seconds or None)
             if recording is not None:
                 await recording.close()
+            await jobs.close()
             if worker is not None:
                 await worker.replies.close()
             await ledger.close()

@@ -12,8 +12,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from aio_pika.abc import AbstractIncomingMessage
+
 from consumer.runner import StepObserver
-from contracts import Job, Reply
+from contracts import Job
 from contracts.topology import LEDGER_QUEUE, REPLIES_EXCHANGE, REPLY_KEY_ALL
 from jobcast.settings import Settings
 from jobcast.tracking import destination_of
@@ -120,17 +122,29 @@ class Tracing:
         return observe
 
     @contextmanager
-    def reply_span(self, reply: Reply) -> Iterator[dict[str, str]]:
-        """The ReplyPublisher's `around` hook: a producer span per reply published, its
-        context in the headers the reply carries (the recorder continues it)."""
+    def publish_span(self, exchange: str, routing_key: str) -> Iterator[dict[str, str]]:
+        """A ConfirmedChannel's `around` hook: a producer span per message published, its
+        context in the headers the message carries (whoever consumes it continues it)."""
         with self.tracer.start_as_current_span(
-            f"{REPLIES_EXCHANGE.name}.{REPLY_KEY_ALL} publish",
+            f"{exchange or 'default'}.{destination_of(routing_key)} publish",
             kind=trace.SpanKind.PRODUCER,
-            attributes={"messaging.system": "rabbitmq", "jobcast.step": reply.seq},
+            attributes={"messaging.system": "rabbitmq"},
         ):
             headers: dict[str, str] = {}
             propagate.inject(headers)
             yield headers
+
+    @contextmanager
+    def consume_span(self, message: AbstractIncomingMessage) -> Iterator[None]:
+        """A consumer span for one message handled, continuing the trace in its headers."""
+        carrier = {k: _text(v) for k, v in (message.headers or {}).items()}
+        with self.tracer.start_as_current_span(
+            f"{message.exchange or 'default'}.{destination_of(message.routing_key or '')} process",
+            context=propagate.extract(carrier),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "rabbitmq"},
+        ):
+            yield
 
     def recorded_spans(self, inner: RecordObserver | None) -> RecordObserver:
         """The ReplyRecorder's `observe` hook: a consumer span per reply stored (or not),

@@ -5,11 +5,13 @@ count) for every log line written while it is handled, and counts redeliveries, 
 and dead-lettered messages as they pass.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any
 
 import orjson
+from aio_pika.abc import AbstractIncomingMessage
 from faststream import BaseMiddleware
 from faststream._internal.context.repository import ContextRepo
 from faststream.message import StreamMessage
@@ -17,6 +19,7 @@ from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
 from faststream.rabbit.response import RabbitPublishCommand
 
+from contracts.consuming import AroundConsume
 from contracts.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_QUEUE,
@@ -132,3 +135,22 @@ def broker_middlewares(metrics: Metrics) -> list[Any]:
             app_name="jobcast",
         ),
     ]
+
+
+def consuming(metrics: Metrics, queue: str, span: AroundConsume | None = None) -> AroundConsume:
+    """The `around` hook of an aio-pika consumer of `queue`: names the job for every log line
+    written meanwhile, counts redeliveries, and with tracing on, opens a consumer span that
+    continues the trace in the message's headers."""
+
+    @contextmanager
+    def around(message: AbstractIncomingMessage) -> Iterator[None]:
+        if message.redelivered:
+            metrics.redelivered(queue)
+        token = job_context.set(fields_of(queue, message.body, message.headers or {}))
+        try:
+            with span(message) if span is not None else nullcontext():
+                yield
+        finally:
+            job_context.reset(token)
+
+    return around

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from consumer.handlers import worker_router
+from consumer.handlers import JobConsumer
+from contracts.topology import JOBS_QUEUE
 from jobcast.bootstrap import build_worker, create_broker, start_broker
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
 from jobcast.settings import Settings
 from jobcast.tracing import setup_tracing
-from jobcast.tracking import broker_middlewares
+from jobcast.tracking import broker_middlewares, consuming
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +31,16 @@ async def run_worker(settings: Settings) -> None:
     tracing = setup_tracing(settings, "jobcast-worker")
     if tracing is not None:
         worker.observe = tracing.step_spans(worker.observe)
-        worker.replies.around = tracing.reply_span
+        worker.replies.around = tracing.publish_span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
-    broker = create_broker(settings, [worker_router(worker)], middlewares)
+    broker = create_broker(settings, [], middlewares)
+    span = tracing.consume_span if tracing is not None else None
+    jobs = JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await start_broker(broker, settings, attach=[worker.replies.start])
+    await start_broker(broker, settings, attach=[worker.replies.start, jobs.start])
     ops = None
     if settings.worker_port:
         ops = _OpsServer(create_ops_app(broker, metrics, worker), settings)
@@ -54,6 +57,7 @@ async def run_worker(settings: Settings) -> None:
             "worker stopping: %s job(s) in flight finish their step, then go back", worker.in_flight
         )
         worker.stopping.set()
+        await jobs.stop(timeout=settings.grace_seconds or None)
         await broker.stop()
         await worker.replies.close()
         if ops is not None and serving is not None:

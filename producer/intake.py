@@ -1,81 +1,94 @@
-"""The AMQP intake: JobRequests on jobcast.schedule, answered like POST /schedule."""
+"""The AMQP intake: JobRequests on jobcast.schedule, answered like POST /schedule.
 
-from faststream import AckPolicy
-from faststream.rabbit import Channel, RabbitRouter
-from pydantic import ValidationError
+Every job submitted over AMQP passes here, so it talks to aio-pika directly (FastStream's
+per-message machinery cost the gateway more CPU than scheduling the job did; py-spy, bench/).
+The rules are those of every jobcast consumer: ack only once the job is durable and confirmed;
+a request that can never be scheduled goes to jobcast.dead with the reason (and the caller gets
+the reason); while the ledger is down a request waits, unacked; while the broker does not
+confirm, it goes back to the queue, unanswered.
+"""
+
+import logging
+
+import aio_pika
+from pydantic import BaseModel, ValidationError
 
 from contracts import (
     BrokerUnavailableError,
     IdempotencyConflictError,
-    JobAccepted,
     JobRequest,
     ScheduleRejected,
 )
-from contracts.context import RabbitBroker, RabbitMessage
+from contracts.consuming import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from contracts.errors import describe
-from contracts.publishing import dead_letter
+from contracts.publishing import BROKER_FAILURES
 from contracts.retrying import while_ledger_down
 from contracts.topology import SCHEDULE_QUEUE
 from producer.service import Scheduler
+
+logger = logging.getLogger(__name__)
 
 INTAKE_PREFETCH = 64
 """Submissions the gateway takes from jobcast.schedule at once: enough to fill a ledger batch,
 few enough that an overloaded gateway queues work in RabbitMQ rather than in its own memory."""
 
 
-def intake_router(scheduler: Scheduler) -> RabbitRouter:
-    """A router whose one handler schedules JobRequests from jobcast.schedule."""
-    router = RabbitRouter()
+class Intake(Consumer):
+    """Consumes jobcast.schedule and schedules what arrives."""
 
-    @router.subscriber(
-        SCHEDULE_QUEUE,
-        # NOTE: bounded, so a flood of submissions waits in the queue, not in gateway memory.
-        channel=Channel(prefetch_count=INTAKE_PREFETCH),
-        ack_policy=AckPolicy.MANUAL,
-        # NOTE: answers are published explicitly: a request handed back to the queue must get
-        # none (FastStream would answer a None result with an empty body).
-        no_reply=True,
-        title="jobcast.schedule:on_schedule",
-    )
-    async def on_schedule(msg: RabbitMessage, broker: RabbitBroker) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        dead_letter: DeadLetter,
+        *,
+        prefetch: int = INTAKE_PREFETCH,
+        around: AroundConsume = nothing_around,
+    ) -> None:
+        super().__init__(SCHEDULE_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        self._scheduler = scheduler
+
+    async def handle(self, message: Message) -> None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
         try:
-            request = JobRequest.model_validate_json(msg.body)
+            request = JobRequest.model_validate_json(message.body)
         except ValidationError as exc:
             reason = f"invalid job request: {describe(exc)}"
-            await dead_letter(broker, msg, reason=reason, source=SCHEDULE_QUEUE)
-            await _answer(broker, msg, ScheduleRejected(error="invalid_request", detail=reason))
+            await self.move_to_dead(message, reason)
+            await self._answer(message, ScheduleRejected(error="invalid_request", detail=reason))
             return
-        # NOTE: FastStream invents a message_id when there is none; only the sender's counts.
-        key = msg.raw_message.message_id
         try:
             # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
             # requeueing it would spend its delivery limit and dead-letter a good request.
-            accepted = await while_ledger_down(scheduler.schedule, request, idempotency_key=key)
+            accepted = await while_ledger_down(
+                self._scheduler.schedule, request, idempotency_key=message.message_id
+            )
         except IdempotencyConflictError as exc:
-            await dead_letter(broker, msg, reason=str(exc), source=SCHEDULE_QUEUE)
+            await self.move_to_dead(message, str(exc))
             rejected = ScheduleRejected(error="idempotency_conflict", detail=str(exc))
-            await _answer(broker, msg, rejected)
+            await self._answer(message, rejected)
             return
         except BrokerUnavailableError:
-            await msg.nack(requeue=True)  # try again once the broker confirms again; no answer
+            await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
-        await msg.ack()
-        await _answer(broker, msg, accepted)
+        await message.ack()
+        await self._answer(message, accepted)
 
-    return router
-
-
-async def _answer(
-    broker: RabbitBroker, msg: RabbitMessage, body: JobAccepted | ScheduleRejected
-) -> None:
-    """Answer an RPC request (one with reply_to); a request without it gets nothing."""
-    if not msg.reply_to:
-        return
-    # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
-    # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE, so answers go without
-    # mandatory. The answer is a courtesy (the job is already durable): an answer to a
-    # vanished caller may simply be dropped.
-    await broker.publish(
-        body, routing_key=msg.reply_to, correlation_id=msg.correlation_id, mandatory=False
-    )
+    async def _answer(self, message: Message, body: BaseModel) -> None:
+        """Answer an RPC request (one with reply_to); a request without it gets nothing."""
+        if not message.reply_to or self._channel is None:
+            return
+        # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
+        # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE, so answers go without
+        # mandatory. The answer is a courtesy (the job is already durable): an answer to a
+        # vanished caller may simply be dropped.
+        answer = aio_pika.Message(
+            body.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self._channel.default_exchange.publish(
+                answer, routing_key=message.reply_to, mandatory=False
+            )
+        except BROKER_FAILURES:
+            logger.info("could not answer %s: the broker connection is gone", message.reply_to)

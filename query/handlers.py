@@ -2,11 +2,10 @@
 
 import logging
 
-from aio_pika.abc import AbstractIncomingMessage
 from faststream.rabbit import RabbitBroker, RabbitResponse, RabbitRouter
 
 from contracts import Progress, ProgressQuery, UnknownOffsetError
-from contracts.publishing import copy_to_dead_letters
+from contracts.publishing import dead_letters_via
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
 from ledger.base import progress
 from query.recorder import RecordObserver, ReplyRecorder, StoreMany
@@ -43,9 +42,10 @@ def reply_recorder(
 ) -> ReplyRecorder:
     """The consumer of jobcast.ledger, dead-lettering through `broker` what it cannot store."""
 
-    async def to_dead_letters(message: AbstractIncomingMessage, reason: str) -> bool:
-        return await copy_to_dead_letters(broker, message, reason=reason, source=LEDGER_QUEUE)
-
     return ReplyRecorder(
-        store_many, results.hub, to_dead_letters, prefetch=prefetch, observe=observe
+        store_many,
+        results.hub,
+        dead_letters_via(broker, LEDGER_QUEUE),
+        prefetch=prefetch,
+        observe=observe,
     )

@@ -23,7 +23,9 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from contracts import Reply
+from contracts.consuming import DeadLetter
 from contracts.errors import describe
+from contracts.publishing import goodbye
 from contracts.retrying import while_ledger_down
 from contracts.topology import LEDGER_QUEUE
 from ledger import StoreOutcome
@@ -32,8 +34,6 @@ from query.live import ReplyHub
 logger = logging.getLogger(__name__)
 
 StoreMany = Callable[[Sequence[Reply]], Awaitable[list[StoreOutcome]]]
-DeadLetter = Callable[[aio_pika.abc.AbstractIncomingMessage, str], Awaitable[bool]]
-"""Copies a message to jobcast.dead with a reason; True once RabbitMQ confirmed the copy."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,13 @@ class ReplyRecorder:
         """Stop consuming; what was received is stored and acked first, for up to `timeout`
         seconds (left unacked after that: RabbitMQ redelivers it)."""
         if self._queue is not None and self._consumer_tag is not None:
-            await _bounded(self._queue.cancel(self._consumer_tag))
+            await goodbye(self._queue.cancel(self._consumer_tag))
         if self._draining is not None:
             done, _ = await asyncio.wait({self._draining}, timeout=timeout)
             if not done:
                 self._draining.cancel()
         if self._channel is not None:
-            await _bounded(self._channel.close())
+            await goodbye(self._channel.close())
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self._pending.append(message)
@@ -179,15 +179,6 @@ async def _settle(
             await _quietly(message.ack(multiple=True))
         else:
             await _quietly(message.nack(multiple=True, requeue=requeue))
-
-
-async def _bounded(closing: Awaitable[object], seconds: float = 2.0) -> None:
-    """A goodbye to the broker that may not be there: a robust channel would wait for it."""
-    try:
-        async with asyncio.timeout(seconds):
-            await closing
-    except (TimeoutError, *_CHANNEL_GONE):
-        logger.debug("closing the ledger consumer did not finish", exc_info=True)
 
 
 async def _quietly(settling: Awaitable[None]) -> None:

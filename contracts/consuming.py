@@ -1,0 +1,93 @@
+"""Consuming one queue with aio-pika directly: the hot paths (jobs, submissions).
+
+FastStream's per-message machinery (decoding, middlewares, dependency injection) cost more CPU
+than the work the handlers did (py-spy, bench/), so the queues every job passes through are
+consumed here: a channel of their own, a bounded prefetch, each message handled in its own task.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import aio_pika.abc
+from faststream.rabbit import RabbitQueue
+
+from contracts.publishing import goodbye
+
+logger = logging.getLogger(__name__)
+
+Message = aio_pika.abc.AbstractIncomingMessage
+
+DeadLetter = Callable[[Message, str], Awaitable[bool]]
+"""Copies a message to jobcast.dead with a reason; True once RabbitMQ confirmed the copy."""
+
+AroundConsume = Callable[[Message], AbstractContextManager[object]]
+"""Wraps the handling of one message: log context, metrics, a tracing span."""
+
+
+def nothing_around(_: Message) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+class Consumer:
+    """Consumes `queue`; subclasses say what `handle` does with each message and settle it."""
+
+    def __init__(
+        self,
+        queue: RabbitQueue,
+        dead_letter: DeadLetter,
+        *,
+        prefetch: int,
+        around: AroundConsume = nothing_around,
+    ) -> None:
+        self.queue = queue
+        self._dead_letter = dead_letter
+        self._prefetch = prefetch
+        self.around = around
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._consuming: aio_pika.abc.AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._handling: set[asyncio.Task[object]] = set()
+
+    async def handle(self, message: Message) -> None:
+        raise NotImplementedError
+
+    async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        """Start consuming on a new channel of `connection` (restored with it, if robust)."""
+        # NOTE: no publisher confirms: what goes out on this channel (answers) is a courtesy.
+        self._channel = await connection.channel(publisher_confirms=False)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        # NOTE: declared (passively), not just named: a robust channel re-consumes only the
+        # queues it declared, so a get_queue() consumer would not come back after a reconnect.
+        self._consuming = await self._channel.declare_queue(self.queue.name, passive=True)
+        self._consumer_tag = await self._consuming.consume(self._on_message)
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop taking messages; those being handled finish first, for up to `timeout` seconds
+        (unsettled after that: RabbitMQ redelivers them)."""
+        if self._consuming is not None and self._consumer_tag is not None:
+            await goodbye(self._consuming.cancel(self._consumer_tag))
+        if self._handling:
+            await asyncio.wait(self._handling, timeout=timeout)
+        if self._channel is not None:
+            await goodbye(self._channel.close())
+
+    async def move_to_dead(self, message: Message, reason: str) -> None:
+        """Move `message` to jobcast.dead with `reason`, then ack it; if the copy is not
+        confirmed, reject it instead (RabbitMQ's own dead-lettering keeps it)."""
+        if await self._dead_letter(message, reason):
+            await message.ack()
+        else:
+            await message.reject(requeue=False)
+
+    async def _on_message(self, message: Message) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
+        try:
+            with self.around(message):
+                await self.handle(message)
+        finally:
+            if task is not None:
+                self._handling.discard(task)
