@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
-from contracts.consuming import AroundConsume, Consumer, Message, nothing_around
+from contracts.consuming import AroundConsume, Consumer, Message, nothing_around, quietly_nack
 from contracts.errors import BrokerUnavailableError, describe
 from contracts.publishing import dead_letters_via, request_reply
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
@@ -89,7 +89,7 @@ class JobConsumer(Consumer):
             )
         except BrokerUnavailableError:
             logger.warning("broker lost mid-job; it will be redelivered offset=%(offset)s", log)
-            await _quietly_nack(msg)
+            await quietly_nack(msg)
             return
         finally:
             worker.in_flight -= 1
@@ -138,10 +138,3 @@ async def _publish_error(worker: Worker, reply: Reply) -> None:
             await worker.replies.publish_reply(reply)
     except TimeoutError:
         raise BrokerUnavailableError("RabbitMQ did not confirm the error reply") from None
-
-
-async def _quietly_nack(msg: Message) -> None:
-    try:
-        await msg.nack(requeue=True)
-    except Exception:  # the channel is gone: the broker requeues the delivery itself
-        logger.debug("nack after broker loss failed", exc_info=True)

@@ -88,6 +88,19 @@ class Consumer:
         try:
             with self.around(message):
                 await self.handle(message)
+        except Exception:
+            # NOTE: a bug, not a bad message (handlers settle those): hand it back. If it keeps
+            # failing, the queue's delivery limit dead-letters it, so it never stalls the queue.
+            logger.exception("handling a message from %s failed; it goes back", self.queue.name)
+            await quietly_nack(message)
         finally:
             if task is not None:
                 self._handling.discard(task)
+
+
+async def quietly_nack(message: Message) -> None:
+    """Hand `message` back to the queue, if its channel is still there to say so."""
+    try:
+        await message.nack(requeue=True)
+    except Exception:  # settled already, or the channel is gone: RabbitMQ requeues it itself
+        logger.debug("nack after a failed handler did not go through", exc_info=True)
