@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger import Ledger, open_ledger
 from tests.support.broker import Vhost, base_url, reachable
 from tests.support.database import PostgresDatabase
 from tests.support.processes import JobcastProcess, free_port
@@ -72,6 +73,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     await database.create()
     yield database.url
     await database.drop()
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    """An open ledger on each database in turn (see `database_url`)."""
+    opened = open_ledger(database_url)
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -1,25 +1,16 @@
 """The ledger on a real database: SQLite file and PostgreSQL, the same expectations."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 from contracts import IdempotencyConflictError, JobRequest, JobState, Reply, UnknownOffsetError
-from ledger import Ledger, StoreOutcome, open_ledger
+from ledger import StoreOutcome, open_ledger
 from ledger.base import progress
 
 pytestmark = pytest.mark.integration
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
-
-
-@pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Ledger]:
-    opened = open_ledger(database_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def reply(offset: int, seq: int, kind: str = "result", value: object = None) -> Reply:

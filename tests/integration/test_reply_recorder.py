@@ -1,5 +1,6 @@
-"""The reply recorder on the real broker and a real ledger: every reply stored once, acked only
-after its commit, batched under load, and nothing that cannot be stored stalls the queue."""
+"""The reply recorder on the real broker and each real ledger (SQLite, PostgreSQL): every
+reply stored once, acked only after its commit, batched under load, and nothing that cannot
+be stored stalls the queue."""
 
 from collections.abc import AsyncIterator, Sequence
 
@@ -15,20 +16,12 @@ from contracts.topology import (
     declare_topology,
     reply_key,
 )
-from ledger import Ledger, StoreOutcome, open_ledger
+from ledger import Ledger, StoreOutcome
 from query.live import ReplyHub
 from query.recorder import Recorded, ReplyRecorder
 from tests.support.waiting import eventually
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
-
-
-@pytest.fixture
-async def ledger(sqlite_url: str) -> AsyncIterator[Ledger]:
-    opened = open_ledger(sqlite_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
