@@ -11,7 +11,6 @@ import aio_pika
 import aio_pika.abc
 import aiormq
 from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
-from faststream.rabbit.message import RabbitMessage
 from pydantic import BaseModel
 
 from contracts.errors import BrokerUnavailableError
@@ -182,26 +181,6 @@ async def request_reply(
             return await answered
     except _CONNECTION_FAILURES as exc:
         raise BrokerUnavailableError(f"RPC to {queue.name} failed: {exc!r}") from exc
-
-
-async def dead_letter(
-    broker: RabbitBroker,
-    message: RabbitMessage,
-    *,
-    reason: str,
-    source: RabbitQueue,
-    timeout: float = 5.0,
-) -> None:
-    """Move `message` to jobcast.dead with the reason in its headers, then ack the original.
-
-    If the dead-letter copy is not confirmed the original is rejected instead, so the broker's
-    own dead-lettering keeps it: either way nothing is lost and the queue moves on.
-    """
-    raw = message.raw_message
-    if await copy_to_dead_letters(broker, raw, reason=reason, source=source, timeout=timeout):
-        await message.ack()
-    else:
-        await message.reject(requeue=False)
 
 
 async def copy_to_dead_letters(
