@@ -60,16 +60,16 @@ class Jobcast:
         """Jobs whose done reply is committed in the ledger, i.e. readable on GET /messages."""
         # NOTE: incremental: a count(*) over the whole growing ledger every poll cost the bench
         # process more CPU than the aio-pika recorder's in-memory count, on the cores jobcast
-        # runs on. Jobs below the mark are settled (done or failed) and counted once; the
-        # queries scan only from the mark (the `jobs` primary key) up.
+        # runs on. Jobs below the mark are settled (done and failed are final states) and
+        # counted once; the queries scan only from the mark (the `jobs` primary key) up.
         reader = self._connect()
+        # NOTE: one statement, so one snapshot: the first job still open, or past the last.
         (first_open,) = reader.execute(
-            "SELECT min(id) FROM jobs WHERE id >= ? AND state NOT IN ('done', 'failed')",
+            "SELECT coalesce("
+            " (SELECT min(id) FROM jobs WHERE id >= ? AND state NOT IN ('done', 'failed')),"
+            " (SELECT coalesce(max(id), -1) + 1 FROM jobs))",
             (self._settled_below,),
         ).fetchone()
-        if first_open is None:
-            (last,) = reader.execute("SELECT max(id) FROM jobs").fetchone()
-            first_open = -1 if last is None else last + 1
         if first_open > self._settled_below:
             (settled,) = reader.execute(
                 "SELECT count(*) FROM jobs WHERE id >= ? AND id < ? AND state = 'done'",
