@@ -28,8 +28,33 @@ ROWS = (
 
 def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) -> None:
     out = tmp_path / "latest.md"
+    done = run_bench(amqp_base_url, "bench", "--smoke", "--out", str(out))
+    table = out.read_text()
+    assert table.strip() == done.stdout.strip()
+    for row in ROWS:
+        assert f"| {row}" in table, f"{row!r} missing from:\n{table}"
+
+
+def test_cpu_per_job_lists_every_process_of_both_systems(amqp_base_url: str) -> None:
+    done = run_bench(amqp_base_url, "bench.cpu", "--jobs", "20")
+    lines = done.stdout.splitlines()
+    for system, process in [
+        ("jobcast", "gateway"),
+        ("jobcast", "worker"),
+        ("aio-pika", "recorder"),
+        ("aio-pika", "worker"),
+        ("aio-pika", "**total**"),
+    ]:
+        row = [
+            line for line in lines if line.startswith(f"| {system} |") and f"| {process} |" in line
+        ]
+        assert row, f"no {process} row for {system} in:\n{done.stdout}"
+
+
+def run_bench(amqp_base_url: str, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` on the test's broker; fails the test if it fails."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,7 +62,4 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) ->
         env={**os.environ, "BENCH_AMQP_URL": amqp_base_url},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    table = out.read_text()
-    assert table.strip() == done.stdout.strip()
-    for row in ROWS:
-        assert f"| {row}" in table, f"{row!r} missing from:\n{table}"
+    return done
