@@ -78,11 +78,7 @@ class ConfirmedChannel:
                     message, routing_key=routing_key, mandatory=True
                 )
             except BROKER_FAILURES as exc:
-                raise BrokerUnavailableError(
-                    f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}".rstrip(
-                        ": "
-                    )
-                ) from exc
+                raise _not_confirmed(exc) from exc
 
     async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
         assert self._channel is not None

@@ -137,10 +137,9 @@ class Tracing:
     @contextmanager
     def consume_span(self, message: AbstractIncomingMessage) -> Iterator[None]:
         """A consumer span for one message handled, continuing the trace in its headers."""
-        carrier = {k: _text(v) for k, v in (message.headers or {}).items()}
         with self.tracer.start_as_current_span(
             f"{message.exchange or 'default'}.{destination_of(message.routing_key or '')} process",
-            context=propagate.extract(carrier),
+            context=_context_of(message),
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.system": "rabbitmq"},
         ):
@@ -152,10 +151,9 @@ class Tracing:
 
         def observe(batch: Sequence[Recorded]) -> None:
             for item in batch:
-                carrier = {k: _text(v) for k, v in (item.message.headers or {}).items()}
                 span = self.tracer.start_span(
                     f"{REPLIES_EXCHANGE.name}.{REPLY_KEY_ALL} process",
-                    context=propagate.extract(carrier),
+                    context=_context_of(item.message),
                     kind=trace.SpanKind.CONSUMER,
                     attributes={
                         "messaging.system": "rabbitmq",
@@ -172,6 +170,11 @@ class Tracing:
     def shutdown(self) -> None:
         """Flush and stop exporting."""
         self.provider.shutdown()
+
+
+def _context_of(message: AbstractIncomingMessage) -> Any:
+    """The trace context a message's headers carry (W3C `traceparent`), if any."""
+    return propagate.extract({k: _text(v) for k, v in (message.headers or {}).items()})
 
 
 def _text(value: object) -> str:

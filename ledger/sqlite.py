@@ -124,13 +124,8 @@ class SqliteLedger:
         )
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        rows = [
-            (r.offset, r.seq, r.kind, dump_value(r), r.produced_at.isoformat()) for r in replies
-        ]
         outcomes: list[StoreOutcome] = await self._write(
-            lambda conn: [
-                _store_one(conn, reply, row) for reply, row in zip(replies, rows, strict=True)
-            ]
+            lambda conn: [_store_one(conn, reply) for reply in replies]
         )
         return outcomes
 
@@ -236,13 +231,13 @@ def _same_request(row: tuple[int, str], body: str, key: str) -> int:
     return offset
 
 
-def _store_one(conn: sqlite3.Connection, reply: Reply, row: tuple[Any, ...]) -> StoreOutcome:
+def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
     if not _job_exists(conn, reply.offset):
         return StoreOutcome.UNKNOWN_OFFSET
     inserted = conn.execute(
         "INSERT INTO replies (job_id, seq, kind, value, produced_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
-        row,
+        (reply.offset, reply.seq, reply.kind, dump_value(reply), reply.produced_at.isoformat()),
     ).rowcount
     if not inserted:
         return StoreOutcome.DUPLICATE
