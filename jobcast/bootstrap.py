@@ -10,13 +10,17 @@ import aiormq
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
+from consumer.handlers import JobConsumer
 from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
 from contracts.publishing import ConfirmedChannel
 from contracts.topology import JOBS_QUEUE, declare_topology
+from jobcast.metrics import Metrics
 from jobcast.settings import Settings
+from jobcast.tracing import Tracing
+from jobcast.tracking import consuming
 from producer.service import PublishJob
 
 BUILTIN_PIPELINES = "consumer.builtin"
@@ -105,6 +109,21 @@ def job_publisher(
             ) from None
 
     return publish
+
+
+def job_consumer(
+    worker: Worker, broker: RabbitBroker, metrics: Metrics, tracing: Tracing | None
+) -> JobConsumer:
+    """The consumer of jobcast.jobs for `worker`, its steps and replies measured (and traced)."""
+    worker.observe = metrics.step_observer()
+    worker.replies.published = metrics.reply_published
+    metrics.watch_worker(worker)
+    span = None
+    if tracing is not None:
+        worker.observe = tracing.step_spans(worker.observe)
+        worker.replies.around = tracing.publish_span
+        span = tracing.consume_span
+    return JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
 
 
 def build_worker(settings: Settings) -> Worker:

@@ -1,5 +1,6 @@
 """The gateway process: HTTP API, AMQP intake and query handler (and in `serve`, a worker)."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,15 +10,15 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from consumer.handlers import JobConsumer
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
 from contracts.publishing import ConfirmedChannel, dead_letters_via
-from contracts.topology import JOBS_QUEUE, SCHEDULE_QUEUE
+from contracts.topology import SCHEDULE_QUEUE
 from jobcast import asyncapi, ops
 from jobcast.bootstrap import (
     build_worker,
     connect,
     create_broker,
+    job_consumer,
     job_publisher,
     start_broker,
 )
@@ -47,13 +48,6 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     results = Results(ledger, ReplyHub())
     routers = [query_router(results)]
     worker = build_worker(settings) if with_worker else None
-    if worker is not None:
-        worker.observe = metrics.step_observer()
-        worker.replies.published = metrics.reply_published
-        if tracing is not None:
-            worker.observe = tracing.step_spans(worker.observe)
-            worker.replies.around = tracing.publish_span
-        metrics.watch_worker(worker)
     middlewares = broker_middlewares(metrics)
     if tracing is not None:  # outermost, so every log line and count sits inside the span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
@@ -71,11 +65,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         dead_letters_via(broker, SCHEDULE_QUEUE),
         around=consuming(metrics, SCHEDULE_QUEUE.name, span),
     )
-    jobs_consumer = (
-        JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
-        if worker is not None
-        else None
-    )
+    jobs_consumer = job_consumer(worker, broker, metrics, tracing) if worker is not None else None
     recorder = reply_recorder(
         broker,
         results,
@@ -107,9 +97,11 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         finally:
             if worker is not None:
                 worker.stopping.set()
-            await intake.stop(timeout=settings.grace_seconds or None)
-            if jobs_consumer is not None:
-                await jobs_consumer.stop(timeout=settings.grace_seconds or None)
+            # NOTE: side by side, so shutdown takes one grace period, not one per consumer.
+            consumers = [intake] if jobs_consumer is None else [intake, jobs_consumer]
+            await asyncio.gather(
+                *(c.stop(timeout=settings.grace_seconds or None) for c in consumers)
+            )
             await broker.stop()
             await recorder.stop(timeout=settings.grace_seconds or None)
             if recording is not None:

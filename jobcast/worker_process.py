@@ -8,14 +8,12 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from consumer.handlers import JobConsumer
-from contracts.topology import JOBS_QUEUE
-from jobcast.bootstrap import build_worker, create_broker, start_broker
+from jobcast.bootstrap import build_worker, create_broker, job_consumer, start_broker
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
 from jobcast.settings import Settings
 from jobcast.tracing import setup_tracing
-from jobcast.tracking import broker_middlewares, consuming
+from jobcast.tracking import broker_middlewares
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +22,12 @@ async def run_worker(settings: Settings) -> None:
     """Consume jobcast.jobs until SIGTERM or SIGINT; BrokerUnavailableError if unreachable."""
     worker = build_worker(settings)
     metrics = Metrics()
-    worker.observe = metrics.step_observer()
-    worker.replies.published = metrics.reply_published
-    metrics.watch_worker(worker)
     middlewares = broker_middlewares(metrics)
     tracing = setup_tracing(settings, "jobcast-worker")
     if tracing is not None:
-        worker.observe = tracing.step_spans(worker.observe)
-        worker.replies.around = tracing.publish_span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
     broker = create_broker(settings, [], middlewares)
-    span = tracing.consume_span if tracing is not None else None
-    jobs = JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
+    jobs = job_consumer(worker, broker, metrics, tracing)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
