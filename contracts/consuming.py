@@ -61,15 +61,17 @@ class Consumer:
         # NOTE: declared (passively), not just named: a robust channel re-consumes only the
         # queues it declared, so a get_queue() consumer would not come back after a reconnect.
         self._consuming = await self._channel.declare_queue(self.queue.name, passive=True)
-        self._consumer_tag = await self._consuming.consume(self._on_message)
+        self._consumer_tag = await self._consuming.consume(self.on_message)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop taking messages; those being handled finish first, for up to `timeout` seconds
-        (unsettled after that: RabbitMQ redelivers them)."""
+        (then they are cancelled, unsettled: RabbitMQ redelivers them)."""
         if self._consuming is not None and self._consumer_tag is not None:
             await goodbye(self._consuming.cancel(self._consumer_tag))
         if self._handling:
-            await asyncio.wait(self._handling, timeout=timeout)
+            _, late = await asyncio.wait(self._handling, timeout=timeout)
+            for task in late:
+                task.cancel()
         if self._channel is not None:
             await goodbye(self._channel.close())
 
@@ -81,7 +83,9 @@ class Consumer:
         else:
             await message.reject(requeue=False)
 
-    async def _on_message(self, message: Message) -> None:
+    async def on_message(self, message: Message) -> None:
+        """How a delivery is taken: here, in a task of its own (aio-pika's) running `handle`;
+        a consumer that settles in batches overrides this."""
         task = asyncio.current_task()
         if task is not None:
             self._handling.add(task)

@@ -23,9 +23,8 @@ from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from contracts import Reply
-from contracts.consuming import DeadLetter
+from contracts.consuming import Consumer, DeadLetter
 from contracts.errors import describe
-from contracts.publishing import goodbye
 from contracts.retrying import while_ledger_down
 from contracts.topology import LEDGER_QUEUE
 from ledger import StoreOutcome
@@ -50,7 +49,7 @@ RecordObserver = Callable[[Sequence[Recorded]], None]
 _CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
 
 
-class ReplyRecorder:
+class ReplyRecorder(Consumer):
     """Consumes jobcast.ledger on a channel of its own and stores what arrives in batches.
 
     Whatever arrived while the last batch was being committed goes into the next one: under
@@ -67,42 +66,20 @@ class ReplyRecorder:
         prefetch: int,
         observe: RecordObserver | None = None,
     ) -> None:
+        super().__init__(LEDGER_QUEUE, dead_letter, prefetch=prefetch)
         self._store_many = store_many
         self._hub = hub
-        self._dead_letter = dead_letter
-        self._prefetch = prefetch
         self._observe = observe
         self._pending: list[aio_pika.abc.AbstractIncomingMessage] = []
         self._draining: asyncio.Task[None] | None = None
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._queue: aio_pika.abc.AbstractQueue | None = None
-        self._consumer_tag: str | None = None
 
-    async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        """Start consuming on a new channel of `connection` (restored with it, if robust)."""
-        self._channel = await connection.channel(publisher_confirms=False)
-        await self._channel.set_qos(prefetch_count=self._prefetch)
-        # NOTE: declared (passively), not just named: a robust channel re-consumes only the
-        # queues it declared, so a get_queue() consumer would not come back after a reconnect.
-        self._queue = await self._channel.declare_queue(LEDGER_QUEUE.name, passive=True)
-        self._consumer_tag = await self._queue.consume(self._on_message)
-
-    async def stop(self, timeout: float | None = None) -> None:
-        """Stop consuming; what was received is stored and acked first, for up to `timeout`
-        seconds (left unacked after that: RabbitMQ redelivers it)."""
-        if self._queue is not None and self._consumer_tag is not None:
-            await goodbye(self._queue.cancel(self._consumer_tag))
-        if self._draining is not None:
-            done, _ = await asyncio.wait({self._draining}, timeout=timeout)
-            if not done:
-                self._draining.cancel()
-        if self._channel is not None:
-            await goodbye(self._channel.close())
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self._pending.append(message)
         if self._draining is None or self._draining.done():
+            # NOTE: tracked like a handler, so stop() lets it store and ack what it took.
             self._draining = asyncio.create_task(self._drain())
+            self._handling.add(self._draining)
+            self._draining.add_done_callback(self._handling.discard)
 
     async def _drain(self) -> None:
         # NOTE: one task settles batches strictly in delivery order, so when a batch is acked
