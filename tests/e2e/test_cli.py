@@ -11,14 +11,6 @@ from tests.support.processes import JOBCAST, free_port
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def server(spawn, jobcast_env):
-    env = {**jobcast_env, "JOBCAST_PIPELINES": "tests.e2e.follow_pipelines"}
-    process = spawn("serve", env, name="serve")
-    process.wait_http()
-    return process
-
-
 def jobcast(
     *args: str,
     url: str | None = None,

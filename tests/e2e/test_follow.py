@@ -17,14 +17,6 @@ JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 DONE = ["result1", "result2", "result3", "done"]
 
 
-@pytest.fixture
-def server(spawn, jobcast_env):
-    env = {**jobcast_env, "JOBCAST_PIPELINES": "tests.e2e.follow_pipelines"}
-    process = spawn("serve", env, name="serve")
-    process.wait_http()
-    return process
-
-
 async def _schedule(http: httpx.AsyncClient, job: dict[str, str] = JOB) -> int:
     answer = await http.post("/schedule", json=job)
     assert answer.status_code == 200, answer.text
