@@ -8,12 +8,14 @@ import logging
 from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
+from consumer.deliveries import crashes, hand_back_headers, handed_back
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
 from contracts.consuming import AroundConsume, Consumer, Message, nothing_around, quietly_nack
 from contracts.errors import BrokerUnavailableError, describe
-from contracts.publishing import dead_letters_via, request_reply
+from contracts.publishing import dead_letters_via, publish_confirmed, request_reply
+from contracts.signing import HEADER_SIGNATURE
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
 
 logger = logging.getLogger(__name__)
@@ -41,14 +43,20 @@ class JobConsumer(Consumer):
     async def handle(self, msg: Message) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
         worker, broker = self.worker, self._broker
+        signature = (msg.headers or {}).get(HEADER_SIGNATURE)
+        if not worker.signer.verify(msg.body, signature):
+            # NOTE: no error reply: a job no gateway signed names an offset it does not own.
+            why = "no" if signature is None else "a wrong"
+            await self.move_to_dead(msg, f"unsigned job: {why} {HEADER_SIGNATURE}")
+            return
         try:
             job = Job.model_validate_json(msg.body)
         except ValidationError as exc:
             await self.move_to_dead(msg, f"invalid job: {describe(exc)}")
             return
 
-        deliveries = _delivery_count(msg)
-        log = {"offset": job.offset, "fn": job.request.fn, "delivery": deliveries}
+        crashed = crashes(msg.headers, worker.max_deliveries)
+        log = {"offset": job.offset, "fn": job.request.fn, "crashes": crashed}
         worker.in_flight += 1
         try:
             try:
@@ -58,16 +66,18 @@ class JobConsumer(Consumer):
                 await _publish_error(worker, failed)
                 await self.move_to_dead(msg, str(exc))
                 return
-            start = await _resume_point(broker, worker, job) if msg.redelivered else None
+            may_have_run = msg.redelivered or handed_back(msg.headers)
+            start = await _resume_point(broker, worker, job) if may_have_run else None
             if start is not None and start.finished:
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
                 return
-            if deliveries >= worker.max_deliveries:
+            if crashed >= worker.max_deliveries:
                 # NOTE: a job that took its worker down this often will do it again; fail it
                 # with a reason before the broker's delivery limit drops it without one.
+                # Only crashes count: a clean hand-back does not (see _hand_back).
                 reason = (
-                    f"gave up after {deliveries} deliveries: each time, the worker "
+                    f"gave up after {crashed} deliveries: each time, the worker "
                     f"running the job died or lost the broker"
                 )
                 seq = start.next_seq if start is not None else 0
@@ -94,26 +104,59 @@ class JobConsumer(Consumer):
         finally:
             worker.in_flight -= 1
         if result.outcome is Outcome.HANDED_BACK:
+            next_seq = (start.next_seq if start is not None else 0) + result.steps_run
+            await self._hand_back(msg, job, crashed, next_seq)
             logger.info("worker stopping; job handed back offset=%(offset)s", log)
-            await msg.nack(requeue=True)
         elif result.outcome is Outcome.FAILED:
             await self.move_to_dead(msg, result.reason or "failed")
         else:
             await msg.ack()
         logger.info(
-            "job %s offset=%s fn=%s steps_run=%s delivery=%s",
+            "job %s offset=%s fn=%s steps_run=%s crashes=%s",
             result.outcome,
             job.offset,
             job.request.fn,
             result.steps_run,
-            deliveries,
+            crashed,
         )
 
+    async def _hand_back(self, msg: Message, job: Job, crashes_so_far: int, next_seq: int) -> None:
+        """Give a job this stopping worker did not finish to the next one, without counting a
+        crash: a new message at the tail of jobcast.jobs with the crashes so far, then ack."""
+        # NOTE: nack(requeue=True) would raise the quorum queue's x-delivery-count, and eight
+        # rolling restarts during one long job would fail it as a crash loop.
+        worker = self.worker
+        await _until_recorded(self._broker, worker, job, next_seq)
+        try:
+            await publish_confirmed(
+                self._broker,
+                msg.body,
+                queue=JOBS_QUEUE,
+                headers=hand_back_headers(msg.headers, crashes_so_far),
+                message_id=msg.message_id,
+                timeout=worker.publish_timeout,
+            )
+        except BrokerUnavailableError:
+            # NOTE: RabbitMQ keeps the original then; that counts as one crash, as a worker
+            # that lost the broker does.
+            logger.warning("hand-back copy not confirmed; requeued offset=%s", job.offset)
+            await quietly_nack(msg)
+            return
+        await msg.ack()
 
-def _delivery_count(msg: Message) -> int:
-    """RabbitMQ's x-delivery-count (quorum queues): 0 on the first delivery."""
-    count = (msg.headers or {}).get("x-delivery-count", 0)
-    return count if isinstance(count, int) else 0
+
+async def _until_recorded(broker: RabbitBroker, worker: Worker, job: Job, next_seq: int) -> None:
+    """Wait (up to the resume timeout) until the ledger has the replies this worker confirmed,
+    so the next worker resumes after them instead of running the last step again."""
+    try:
+        async with asyncio.timeout(worker.resume_timeout):
+            while next_seq > 0:
+                found = await _resume_point(broker, worker, job)
+                if found is None or found.next_seq >= next_seq:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        logger.info("ledger behind at hand-back offset=%s next_seq=%s", job.offset, next_seq)
 
 
 async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progress | None:

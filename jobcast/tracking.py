@@ -19,6 +19,7 @@ from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
 from faststream.rabbit.response import RabbitPublishCommand
 
+from consumer.deliveries import delivery_count
 from contracts.consuming import AroundConsume
 from contracts.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -56,8 +57,9 @@ def fields_of(routing_key: str, body: bytes, headers: dict[str, Any]) -> dict[st
             fields = {"offset": job["offset"], "fn": job["request"]["fn"]}
         except (orjson.JSONDecodeError, KeyError, TypeError):
             pass  # poison: the handler says why
-        # NOTE: as the job handler logs it: RabbitMQ's x-delivery-count, 0 on the first delivery.
-        fields["delivery"] = int(headers.get("x-delivery-count", 0) or 0)
+        # NOTE: RabbitMQ's x-delivery-count, 0 on the first delivery; read as the job handler
+        # reads it, since a publisher may set it to anything (int() of it raised).
+        fields["delivery"] = delivery_count(headers)
     elif routing_key.startswith(_REPLY_PREFIX):
         offset = routing_key.removeprefix(_REPLY_PREFIX)
         if offset.isdigit():
