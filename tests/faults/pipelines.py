@@ -82,3 +82,12 @@ async def _dies(ctx: StepContext) -> str:
     _record(ctx, "start")
     await asyncio.sleep(ctx.step_seconds)  # mid-step, as a real crash would be
     os._exit(17)
+
+
+LONG_STEPS = 40
+long_counted = Pipeline("long_counted")
+"""Many short steps: a long job that rolling restarts hit again and again."""
+long_counted.steps.extend([_counted_step] * LONG_STEPS)
+LONG_VALUES = ["".join(f"/{seq}" for seq in range(last + 1)) for last in range(LONG_STEPS)] + [
+    "done"
+]
