@@ -4,11 +4,12 @@ from collections.abc import Callable
 
 from contracts import Reply
 from contracts.publishing import ConfirmedChannel
+from contracts.signing import HEADER_SIGNATURE, Signer
 from contracts.topology import REPLIES_EXCHANGE, reply_key
 
 
 class ReplyPublisher(ConfirmedChannel):
-    """Publishes Replies with routing key reply.<offset> on a confirm channel of its own.
+    """Publishes signed Replies with routing key reply.<offset> on a confirm channel of its own.
 
     `publish` returns once RabbitMQ confirmed; callers bound the wait (`run_job` does, with
     one deadline per job).
@@ -17,11 +18,17 @@ class ReplyPublisher(ConfirmedChannel):
     published: Callable[[Reply], None] | None = None
     """Told every reply RabbitMQ confirmed (metrics hook)."""
 
+    def __init__(self, signer: Signer) -> None:
+        super().__init__()
+        self._signer = signer
+
     async def publish_reply(self, reply: Reply) -> None:
+        body = reply.model_dump_json().encode()
         await self.publish(
-            reply.model_dump_json().encode(),
+            body,
             exchange=REPLIES_EXCHANGE.name,
             routing_key=reply_key(reply.offset),
+            headers={HEADER_SIGNATURE: self._signer.sign(body)},
         )
         if self.published is not None:
             self.published(reply)

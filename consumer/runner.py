@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import orjson
 from pydantic import JsonValue
 
 from consumer.pipelines import Pipeline, StepContext
 from contracts import BrokerUnavailableError, Job, PermanentStepError, Progress, Reply, ReplyKind
+from contracts.messages import MAX_REPLY_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +90,45 @@ async def run_job(
             await confirms.wait()
             return RunResult(Outcome.FAILED, reason=reason, steps_run=steps_run + 1)
         steps_run += 1
-        await confirms.send(
-            Reply(offset=job.offset, seq=seq, kind=ReplyKind.RESULT, value=previous)
-        )
+        try:
+            result = _result_reply(job, seq, previous)
+        except UnpublishableResultError as exc:
+            reason = f"step {seq} of {pipeline.name!r} {exc}"
+            await confirms.send(
+                Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
+            )
+            await confirms.wait()
+            return RunResult(Outcome.FAILED, reason=reason, steps_run=steps_run)
+        await confirms.send(result)
     done_seq = len(pipeline.steps)
     await confirms.send(
         Reply(offset=job.offset, seq=done_seq, kind=ReplyKind.DONE, value=pipeline.done_value)
     )
     await confirms.wait()
     return RunResult(Outcome.DONE, steps_run=steps_run)
+
+
+class UnpublishableResultError(Exception):
+    """A step returned what no reply can carry: not JSON, or too large."""
+
+
+# NOTE: room for the reply's other fields around the value, well above what they take.
+_REPLY_OVERHEAD = 512
+
+
+def _result_reply(job: Job, seq: int, value: JsonValue) -> Reply:
+    """The reply carrying a step's result; UnpublishableResultError if it cannot be one."""
+    try:
+        size = len(orjson.dumps(value))
+        reply = Reply(offset=job.offset, seq=seq, kind=ReplyKind.RESULT, value=value)
+    except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError, pydantic's ValidationError
+        raise UnpublishableResultError(f"returned a value that is not JSON: {exc}") from None
+    if size + _REPLY_OVERHEAD > MAX_REPLY_BYTES:
+        raise UnpublishableResultError(
+            f"returned {size} bytes of JSON; a result may take at most "
+            f"{MAX_REPLY_BYTES - _REPLY_OVERHEAD}"
+        )
+    return reply
 
 
 class _Confirms:

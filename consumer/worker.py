@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from consumer.pipelines import Registry
 from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy, StepObserver
+from contracts.signing import Signer
 
 
 @dataclass
@@ -13,12 +14,14 @@ class Worker:
     """Everything the job handler needs, built once per worker process."""
 
     registry: Registry
+    signer: Signer
+    """Verifies the jobs this worker takes and signs the replies it publishes."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_seconds: float = 0.0
     concurrency: int = 256
     publish_timeout: float = 5.0
     """How long a worker waits for RabbitMQ to confirm a reply before handing the job back."""
-    replies: ReplyPublisher = field(default_factory=ReplyPublisher)
+    replies: ReplyPublisher = field(init=False)
     """Started with the broker connection, before the first job is taken."""
     resume_timeout: float = 3.0
     max_deliveries: int = 8
@@ -26,3 +29,6 @@ class Worker:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     observe: StepObserver | None = None
     in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.replies = ReplyPublisher(self.signer)

@@ -6,8 +6,10 @@ Plain code raises these; the HTTP and broker edges map them (see the README's er
     ├── UnknownOffsetError        the offset was never handed out            HTTP 404
     ├── IdempotencyConflictError  a key was reused for another request       HTTP 409
     ├── InvalidMessageError       a message is not JSON or not the schema    dead-lettered at once
+    ├── LedgerRejectedError       the database refused this one write        dead-lettered at once
     ├── UnknownPipelineError      the job's fn names no pipeline             job fails at once
     ├── PermanentStepError        a step says retrying cannot help           job fails at once
+    ├── ConfigurationError        a setting is missing or unsafe             the process exits
     └── UnavailableError          a dependency is down; try again later      HTTP 503
         ├── BrokerUnavailableError    RabbitMQ did not confirm in time
         └── LedgerUnavailableError    the database did not answer
@@ -50,6 +52,10 @@ class InvalidMessageError(JobcastError):
     """A broker message that is not valid JSON or does not match its schema (poison)."""
 
 
+class LedgerRejectedError(JobcastError):
+    """The ledger refused one write for what it holds (not an outage): retrying cannot help."""
+
+
 class UnknownPipelineError(JobcastError):
     """The job names a pipeline (`fn`) that no worker knows."""
 
@@ -60,6 +66,10 @@ class UnknownPipelineError(JobcastError):
 
 class PermanentStepError(JobcastError):
     """Raised by a step to fail its job at once, without retries."""
+
+
+class ConfigurationError(JobcastError):
+    """A setting is missing or unsafe: the process refuses to start, saying which."""
 
 
 class UnavailableError(JobcastError):

@@ -6,9 +6,32 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from contracts.text import PRINTABLE
+
 NAME_LENGTH = 200
 
-Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S")]
+# NOTE: both ledgers keep offsets as 64-bit and seqs as 32-bit integers. A larger number in a
+# message or a URL is refused by the contract, never left to overflow inside a database driver.
+MAX_OFFSET = 2**63 - 1
+MAX_SEQ = 2**31 - 1
+
+MAX_REPLY_BYTES = 1_048_576
+"""The largest reply message (its JSON) jobcast stores; a step whose result would make a larger
+one fails its job with that reason, and a larger message on jobcast.replies is dead-lettered."""
+
+SEQ_WINDOW = 4096
+"""How far ahead of a job's first missing seq a reply may be and still be stored.
+
+Workers publish a job's replies without waiting for each confirm, and several gateways record
+them independently, so a later seq may be stored before an earlier one; a reply further ahead
+than this cannot come from a worker and is refused."""
+
+MAX_TRACE_ENTRIES = 8
+TRACE_TEXT_LENGTH = 512
+
+# NOTE: printable as well as bounded: a NUL fails PostgreSQL and a lone surrogate UTF-8 (500s
+# over HTTP, unanswered AMQP submissions); refused here, the sender hears why (contracts/text.py).
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S"), PRINTABLE]
 
 
 def utcnow() -> datetime:
@@ -50,11 +73,16 @@ class Job(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    offset: Annotated[int, Field(ge=0)]
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
     request: JobRequest
     scheduled_at: datetime = Field(default_factory=utcnow)
-    trace: dict[str, str] = Field(
-        default_factory=dict, description="W3C trace context carried from the scheduler."
+    trace: dict[
+        Annotated[str, Field(max_length=TRACE_TEXT_LENGTH)],
+        Annotated[str, Field(max_length=TRACE_TEXT_LENGTH)],
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_TRACE_ENTRIES,
+        description="W3C trace context carried from the scheduler.",
     )
 
 
@@ -75,8 +103,8 @@ class Reply(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    offset: Annotated[int, Field(ge=0)]
-    seq: Annotated[int, Field(ge=0)]
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     kind: ReplyKind
     value: JsonValue
     produced_at: datetime = Field(default_factory=utcnow)
@@ -95,6 +123,11 @@ class JobState(StrEnum):
     DONE = "done"
     FAILED = "failed"
 
+    @property
+    def is_final(self) -> bool:
+        """True once the job has ended: nothing about it changes any more."""
+        return self in (JobState.DONE, JobState.FAILED)
+
 
 class JobRecord(BaseModel):
     """A job as the ledger knows it: `GET /jobs/{offset}`."""
@@ -111,13 +144,15 @@ class JobRecord(BaseModel):
 class ProgressQuery(BaseModel):
     """A worker's question to the query side: what is recorded for this offset?"""
 
-    offset: int
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 
 class Progress(BaseModel):
     """The last recorded step of a job, so a redelivered job resumes after it."""
 
-    offset: int
-    next_seq: int = Field(description="The seq of the first step not yet recorded.")
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+    next_seq: int = Field(
+        ge=0, le=MAX_SEQ + 1, description="The seq of the first step not yet recorded."
+    )
     previous: JsonValue = Field(default=None, description="The last recorded step's value.")
     finished: bool = Field(default=False, description="A done or error reply is recorded.")

@@ -58,20 +58,22 @@ class ConfirmedChannel:
         if self._channel is not None and not self._channel.is_closed:
             await goodbye(self._channel.close())
 
-    async def publish(self, body: bytes, *, exchange: str, routing_key: str) -> None:
-        """Publish persistently and mandatorily; return once RabbitMQ confirmed it.
+    async def publish(
+        self, body: bytes, *, exchange: str, routing_key: str, headers: Headers | None = None
+    ) -> None:
+        """Publish persistently and mandatorily, with `headers`; return once RabbitMQ confirmed it.
 
         BrokerUnavailableError if it refused or returned it (no queue would take it) or the
         channel is gone.
         """
         if self._channel is None:
             raise BrokerUnavailableError("the publishing channel is not open")
-        with self.around(exchange, routing_key) as headers:
+        with self.around(exchange, routing_key) as carried:
             message = aio_pika.Message(
                 body,
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                headers=headers or None,  # type: ignore[arg-type]
+                headers={**carried, **(headers or {})} or None,
             )
             try:
                 await (await self._exchange(exchange)).publish(

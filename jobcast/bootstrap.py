@@ -1,9 +1,11 @@
 """The composition root: builds each part from Settings and wires them together."""
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -15,7 +17,9 @@ from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
+from contracts.errors import ConfigurationError
 from contracts.publishing import ConfirmedChannel
+from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
 from contracts.topology import JOBS_QUEUE, declare_topology
 from jobcast.metrics import Metrics
 from jobcast.settings import Settings
@@ -24,6 +28,8 @@ from jobcast.tracking import consuming
 from producer.service import PublishJob
 
 BUILTIN_PIPELINES = "consumer.builtin"
+
+logger = logging.getLogger(__name__)
 
 
 def create_broker(
@@ -90,18 +96,46 @@ def broker_reconnecting(broker: RabbitBroker) -> bool:
     return connection is not None and not connection.connected.is_set()
 
 
+def signer(settings: Settings) -> Signer:
+    """The signer of jobs and replies; ConfigurationError if the development key would be used
+    against a broker on another machine (anyone who read the code could forge results)."""
+    if settings.signing_key is not None:
+        return Signer(settings.signing_key.get_secret_value())
+    host = urlsplit(settings.amqp_url).hostname or "localhost"
+    if not _is_loopback(host):
+        raise ConfigurationError(
+            f"JOBCAST_SIGNING_KEY is not set and RabbitMQ ({host}) is not on this machine: "
+            "set the same secret key on every gateway and worker"
+        )
+    logger.warning("JOBCAST_SIGNING_KEY is not set: jobs and replies use the development key")
+    return Signer(DEVELOPMENT_KEY)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def job_publisher(
-    channel: ConfirmedChannel, broker: RabbitBroker, settings: Settings
+    channel: ConfirmedChannel, broker: RabbitBroker, settings: Settings, signer: Signer
 ) -> PublishJob:
-    """Publishes jobs persistently with confirms; fails fast while the broker is away."""
+    """Publishes signed jobs persistently with confirms; fails fast while the broker is away."""
 
     async def publish(job: Job) -> None:
         if broker_reconnecting(broker):
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
+        body = job.model_dump_json().encode()
         try:
             async with asyncio.timeout(settings.publish_timeout_seconds):
                 await channel.publish(
-                    job.model_dump_json().encode(), exchange="", routing_key=JOBS_QUEUE.name
+                    body,
+                    exchange="",
+                    routing_key=JOBS_QUEUE.name,
+                    headers={HEADER_SIGNATURE: signer.sign(body)},
                 )
         except TimeoutError:
             raise BrokerUnavailableError(
@@ -126,10 +160,11 @@ def job_consumer(
     return JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
 
 
-def build_worker(settings: Settings) -> Worker:
+def build_worker(settings: Settings, signing: Signer) -> Worker:
     """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES."""
     return Worker(
         registry=load_registry([BUILTIN_PIPELINES, *settings.pipelines]),
+        signer=signing,
         retry=RetryPolicy(
             attempts=settings.step_attempts,
             initial_seconds=settings.retry_initial_seconds,

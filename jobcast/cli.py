@@ -11,6 +11,7 @@ import typer
 import uvicorn
 
 from contracts import BrokerUnavailableError, LedgerUnavailableError
+from contracts.errors import ConfigurationError
 from jobcast import console, loop
 from jobcast.gateway import create_app
 from jobcast.logs import configure_logging
@@ -31,7 +32,10 @@ def _settings() -> Settings:
 
 
 def _serve_http(settings: Settings, *, with_worker: bool) -> None:
-    app = create_app(settings, with_worker=with_worker)
+    try:
+        app = create_app(settings, with_worker=with_worker)
+    except ConfigurationError as exc:
+        _fail(exc)
     # NOTE: the lifespan runs here rather than inside uvicorn, so a broker that cannot be
     # reached at start-up ends the process with a clear message instead of a traceback.
     config = uvicorn.Config(
@@ -97,7 +101,7 @@ def worker() -> None:
     settings = _settings()
     try:
         loop.run(run_worker(settings))
-    except BrokerUnavailableError as exc:
+    except (BrokerUnavailableError, ConfigurationError) as exc:
         _fail(exc)
 
 

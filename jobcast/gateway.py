@@ -20,6 +20,7 @@ from jobcast.bootstrap import (
     create_broker,
     job_consumer,
     job_publisher,
+    signer,
     start_broker,
 )
 from jobcast.limits import BodySizeLimit
@@ -47,7 +48,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     tracing = setup_tracing(settings, "jobcast-gateway")
     results = Results(ledger, ReplyHub())
     routers = [query_router(results)]
-    worker = build_worker(settings) if with_worker else None
+    signing = signer(settings)
+    worker = build_worker(settings, signing) if with_worker else None
     middlewares = broker_middlewares(metrics)
     if tracing is not None:  # outermost, so every log line and count sits inside the span
         middlewares = [*tracing.broker_middlewares(), *middlewares]
@@ -55,7 +57,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     jobs = ConfirmedChannel()
     if tracing is not None:
         jobs.around = tracing.publish_span
-    publish_job = metrics.count_scheduled(job_publisher(jobs, broker, settings))
+    publish_job = metrics.count_scheduled(job_publisher(jobs, broker, settings, signing))
     if tracing is not None:
         publish_job = tracing.carry(publish_job)
     scheduler = Scheduler(ledger, publish_job)
@@ -70,6 +72,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         broker,
         results,
         metrics.time_writes(ledger.store_replies),
+        signing,
         prefetch=settings.ledger_prefetch,
         observe=metrics.recorded if tracing is None else tracing.recorded_spans(metrics.recorded),
     )
@@ -122,6 +125,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.settings = settings
     app.state.scheduler = scheduler
     app.state.results = results
+    app.state.recorder = recorder
     app.state.broker = broker
     app.state.ledger = ledger
     app.state.worker = worker

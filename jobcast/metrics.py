@@ -29,6 +29,11 @@ DEAD_LETTER_REASONS = (
     ("step ", "step_failed"),
     ("idempotency key", "idempotency_conflict"),
     ("reply for offset", "unknown_offset"),
+    ("refused reply", "refused_reply"),
+    ("unsigned", "unsigned"),
+    ("too large", "too_large"),
+    ("misrouted", "misrouted"),
+    ("ledger refused", "ledger_refused"),
     ("gave up after", "crash_loop"),
 )
 

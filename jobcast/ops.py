@@ -24,11 +24,15 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", responses={503: {"description": "Broker or ledger unavailable."}})
 async def ready(request: Request) -> JSONResponse:
-    """Ready to take jobs: RabbitMQ connected, the ledger answering, and not draining."""
+    """Ready to take jobs: RabbitMQ connected, the ledger answering, replies being recorded,
+    and not draining."""
     checks = {"broker": await request.app.state.broker.ping(timeout=READY_TIMEOUT_SECONDS)}
     worker = getattr(request.app.state, "worker", None)
     if worker is not None:  # a draining worker (SIGTERM) takes no new jobs
         checks["accepting_jobs"] = not worker.stopping.is_set()
+    recorder = getattr(request.app.state, "recorder", None)
+    if recorder is not None:  # replies must be getting stored, not piling up
+        checks["recording"] = not recorder.stalled
     ledger = getattr(request.app.state, "ledger", None)
     if ledger is not None:  # a worker has no ledger of its own
         try:

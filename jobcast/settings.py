@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.topology import DELIVERY_LIMIT
@@ -14,6 +14,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBCAST_", extra="ignore")
 
     amqp_url: str = Field("amqp://guest:guest@localhost:5672/", description="RabbitMQ URL.")
+    signing_key: SecretStr | None = Field(
+        None,
+        description="Shared by gateways and workers: jobs and replies are signed with it, and "
+        "only signed ones are run and stored. Unset: a public development key, refused "
+        "against a broker that is not on this machine.",
+    )
     database_url: str = Field(
         "sqlite:///jobcast.db",
         description="Ledger: sqlite:///file.db (default) or postgresql://user@host/db.",

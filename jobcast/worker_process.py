@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from jobcast.bootstrap import build_worker, create_broker, job_consumer, start_broker
+from jobcast.bootstrap import build_worker, create_broker, job_consumer, signer, start_broker
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
 from jobcast.settings import Settings
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings) -> None:
     """Consume jobcast.jobs until SIGTERM or SIGINT; BrokerUnavailableError if unreachable."""
-    worker = build_worker(settings)
+    worker = build_worker(settings, signer(settings))
     metrics = Metrics()
     middlewares = broker_middlewares(metrics)
     tracing = setup_tracing(settings, "jobcast-worker")

@@ -1,20 +1,10 @@
 """What every ledger does, whatever database holds it."""
 
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Protocol
 
 from contracts import JobRecord, JobRequest, Progress, Reply, ReplyKind
-
-
-class StoreOutcome(StrEnum):
-    """What storing one reply did."""
-
-    STORED = "stored"
-    DUPLICATE = "duplicate"
-    """That (offset, seq) was stored before; the copy was dropped."""
-    UNKNOWN_OFFSET = "unknown_offset"
-    """No job has that offset; nothing was stored."""
+from ledger.rules import StoreOutcome
 
 
 class Ledger(Protocol):
@@ -42,13 +32,18 @@ class Ledger(Protocol):
         """Forget a job that never reached the broker; its offset is never reused."""
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        """Store replies once each, in one transaction; outcomes in the same order."""
+        """Store replies once each, in one transaction, refusing what cannot be true of their
+        job (ledger.rules); outcomes in the same order. LedgerRejectedError if the database
+        refused one of them (nothing of the batch is stored then)."""
 
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
-        """The job's replies with seq > after_seq, in order; UnknownOffsetError if none."""
+        """The job's replies with seq > after_seq, in order, up to its first missing seq (a
+        reply recorded ahead of one still on its way is not shown yet); UnknownOffsetError
+        for an offset never handed out."""
 
     async def job(self, offset: int) -> JobRecord:
-        """The whole job; UnknownOffsetError if the offset was never handed out."""
+        """The whole job (replies as in `replies`, the state they make); UnknownOffsetError
+        if the offset was never handed out."""
 
 
 async def progress(ledger: Ledger, offset: int) -> Progress:

@@ -13,19 +13,22 @@ from contracts import (
     JobState,
     LedgerUnavailableError,
     Reply,
-    ReplyKind,
     UnknownOffsetError,
 )
-from ledger.base import StoreOutcome
+from contracts.errors import LedgerRejectedError
+from contracts.messages import SEQ_WINDOW
 from ledger.records import (
+    BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
+    PREFIX_REPLIES,
     REPLY_COLUMNS,
     dump_value,
     error_text,
     job_from_row,
     reply_from_row,
-    state_after,
+    view_from_row,
 )
+from ledger.rules import JobView, StoreOutcome, after_storing, judge, needs_seqs_above
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS jobcast_offsets MINVALUE 0 START 0;
@@ -37,7 +40,11 @@ CREATE TABLE IF NOT EXISTS jobcast_jobs (
     idempotency_key TEXT UNIQUE,
     error TEXT,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    next_seq INTEGER NOT NULL DEFAULT 0,
+    max_seq INTEGER NOT NULL DEFAULT -1,
+    final_seq INTEGER,
+    final_kind TEXT
 );
 CREATE TABLE IF NOT EXISTS jobcast_replies (
     job_id BIGINT NOT NULL REFERENCES jobcast_jobs (id) ON DELETE CASCADE,
@@ -49,6 +56,24 @@ CREATE TABLE IF NOT EXISTS jobcast_replies (
 );
 """
 
+# NOTE: ledgers written before the bookkeeping columns existed get them, filled in from the
+# replies they hold (a job's replies were then recorded in order).
+NEEDS_MIGRATION = """
+SELECT NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_name = 'jobcast_jobs' AND column_name = 'next_seq')
+"""
+MIGRATION = """
+ALTER TABLE jobcast_jobs ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0,
+    ADD COLUMN max_seq INTEGER NOT NULL DEFAULT -1,
+    ADD COLUMN final_seq INTEGER,
+    ADD COLUMN final_kind TEXT;
+UPDATE jobcast_jobs j SET
+    max_seq = coalesce((SELECT max(seq) FROM jobcast_replies WHERE job_id = j.id), -1),
+    next_seq = coalesce((SELECT max(seq) FROM jobcast_replies WHERE job_id = j.id), -1) + 1,
+    final_seq = (SELECT seq FROM jobcast_replies WHERE job_id = j.id AND kind != 'result'),
+    final_kind = (SELECT kind FROM jobcast_replies WHERE job_id = j.id AND kind != 'result');
+"""
+
 # NOTE: asyncpg raises these (and OSError) when the server is gone or restarting.
 _DOWN = (
     OSError,
@@ -58,6 +83,15 @@ _DOWN = (
     asyncpg.InternalClientError,
     TimeoutError,
 )
+
+
+_TRANSIENT = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, statement timeout
+    asyncpg.exceptions.InsufficientResourcesError,  # disk full, too many connections
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+)
+"""Errors that say the database cannot take writes now (not that this write is wrong)."""
 
 
 class PostgresLedger:
@@ -78,6 +112,10 @@ class PostgresLedger:
         # NOTE: an advisory lock keeps two gateways starting together from racing on DDL.
         async with self._connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(7420917)")
+            if await conn.fetchval("SELECT to_regclass('jobcast_jobs') IS NOT NULL") and (
+                await conn.fetchval(NEEDS_MIGRATION)
+            ):
+                await conn.execute(MIGRATION)
             await conn.execute(SCHEMA)
 
     async def close(self) -> None:
@@ -123,17 +161,28 @@ class PostgresLedger:
             )
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        outcomes: list[StoreOutcome] = []
-        async with self._connection() as conn, conn.transaction():
-            for reply in replies:
-                outcomes.append(await _store_one(conn, reply))
-        return outcomes
+        outcomes: dict[int, StoreOutcome] = {}
+        # NOTE: each reply locks its job's row; taking the locks in offset order keeps two
+        # gateways storing replies of the same jobs from deadlocking each other. The sort is
+        # stable: one job's replies are judged in the order they arrived.
+        order = sorted(range(len(replies)), key=lambda i: replies[i].offset)
+        try:
+            async with self._connection() as conn, conn.transaction():
+                for i in order:
+                    outcomes[i] = await _store_one(conn, replies[i])
+        except (asyncpg.PostgresError, OverflowError, ValueError) as exc:
+            if isinstance(exc, _TRANSIENT):
+                raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+            raise LedgerRejectedError(
+                f"PostgreSQL refused the write: {type(exc).__name__}: {exc}"
+            ) from exc
+        return [outcomes[i] for i in range(len(replies))]
 
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
         async with self._connection() as conn:
             rows = await conn.fetch(
-                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies"
-                " WHERE job_id = $1 AND seq > $2 ORDER BY seq",
+                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1 AND seq > $2"
+                f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')} ORDER BY seq",
                 offset,
                 after_seq,
             )
@@ -150,7 +199,8 @@ class PostgresLedger:
             if row is None:
                 raise UnknownOffsetError(offset)
             rows = await conn.fetch(
-                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1 ORDER BY seq",
+                f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1"
+                f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')} ORDER BY seq",
                 offset,
             )
         return job_from_row(offset, row, rows)
@@ -177,8 +227,14 @@ async def _job_exists(conn: Any, offset: int) -> bool:
 
 
 async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
-    if not await _job_exists(conn, reply.offset):
-        return StoreOutcome.UNKNOWN_OFFSET
+    row = await conn.fetchrow(
+        f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE", reply.offset
+    )
+    view = None if row is None else view_from_row(row)
+    refused = judge(view, reply)
+    if refused is not None:
+        return refused
+    assert view is not None
     inserted = await conn.fetchval(
         "INSERT INTO jobcast_replies (job_id, seq, kind, value, produced_at)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
@@ -190,18 +246,28 @@ async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
     )
     if inserted is None:
         return StoreOutcome.DUPLICATE
-    if reply.kind is ReplyKind.RESULT:
-        await conn.execute(
-            "UPDATE jobcast_jobs SET state = $1, updated_at = now() WHERE id = $2 AND state = $3",
-            JobState.RUNNING.value,
+    above: list[int] = []
+    if needs_seqs_above(view, reply):
+        rows = await conn.fetch(
+            "SELECT seq FROM jobcast_replies WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             reply.offset,
-            JobState.QUEUED.value,
+            reply.seq,
+            SEQ_WINDOW,
         )
-    else:
-        await conn.execute(
-            "UPDATE jobcast_jobs SET state = $1, error = $2, updated_at = now() WHERE id = $3",
-            state_after(reply.kind).value,
-            error_text(reply),
-            reply.offset,
-        )
+        above = [r["seq"] for r in rows]
+    await _save_view(conn, reply, after_storing(view, reply, above))
     return StoreOutcome.STORED
+
+
+async def _save_view(conn: Any, reply: Reply, view: JobView) -> None:
+    await conn.execute(
+        "UPDATE jobcast_jobs SET state = $1, next_seq = $2, max_seq = $3, final_seq = $4,"
+        " final_kind = $5, error = coalesce($6, error), updated_at = now() WHERE id = $7",
+        view.state.value,
+        view.next_seq,
+        view.max_seq,
+        view.final_seq,
+        None if view.final_kind is None else view.final_kind.value,
+        error_text(reply),
+        reply.offset,
+    )

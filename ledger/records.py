@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from contracts import JobRecord, JobRequest, JobState, Reply, ReplyKind
+from ledger.rules import JobView
 
 
 def dump_value(reply: Reply) -> str:
@@ -28,29 +29,38 @@ def reply_from_row(offset: int, row: Sequence[Any]) -> Reply:
 
 JOB_COLUMNS = "request, state, error, created_at, updated_at"
 REPLY_COLUMNS = "seq, kind, value, produced_at"
+BOOKKEEPING_COLUMNS = "state, next_seq, max_seq, final_seq, final_kind"
+
+PREFIX_REPLIES = "seq < (SELECT next_seq FROM {jobs} WHERE id = {offset})"
+"""The condition that keeps a read to the replies every reader is shown: seq 0 up to the
+first missing one. Formatted with the jobs table's name and the offset's placeholder."""
+
+
+def view_from_row(row: Sequence[Any]) -> JobView:
+    """A job's bookkeeping row (BOOKKEEPING_COLUMNS) as a JobView."""
+    state, next_seq, max_seq, final_seq, final_kind = row
+    return JobView(
+        state=JobState(state),
+        next_seq=next_seq,
+        max_seq=max_seq,
+        final_seq=final_seq,
+        final_kind=None if final_kind is None else ReplyKind(final_kind),
+    )
 
 
 def job_from_row(offset: int, row: Sequence[Any], reply_rows: Iterable[Sequence[Any]]) -> JobRecord:
     """A stored job row (JOB_COLUMNS) and its reply rows (REPLY_COLUMNS), as a JobRecord."""
     request, state, error, created_at, updated_at = row
+    state = JobState(state)
     return JobRecord(
         offset=offset,
-        state=JobState(state),
+        state=state,
         request=JobRequest.model_validate_json(request),
         replies=[reply_from_row(offset, r) for r in reply_rows],
-        error=error,
+        error=error if state is JobState.FAILED else None,
         created_at=_as_datetime(created_at),
         updated_at=_as_datetime(updated_at),
     )
-
-
-def state_after(kind: ReplyKind) -> JobState:
-    """The state a job is in once a reply of this kind is stored."""
-    return {
-        ReplyKind.RESULT: JobState.RUNNING,
-        ReplyKind.DONE: JobState.DONE,
-        ReplyKind.ERROR: JobState.FAILED,
-    }[kind]
 
 
 def error_text(reply: Reply) -> str | None:

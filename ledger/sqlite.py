@@ -15,20 +15,22 @@ from contracts import (
     JobState,
     LedgerUnavailableError,
     Reply,
-    ReplyKind,
     UnknownOffsetError,
 )
-from contracts.messages import utcnow
-from ledger.base import StoreOutcome
+from contracts.errors import LedgerRejectedError
+from contracts.messages import SEQ_WINDOW, utcnow
 from ledger.records import (
+    BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
+    PREFIX_REPLIES,
     REPLY_COLUMNS,
     dump_value,
     error_text,
     job_from_row,
     reply_from_row,
-    state_after,
+    view_from_row,
 )
+from ledger.rules import JobView, StoreOutcome, after_storing, judge, needs_seqs_above
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -44,7 +46,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     idempotency_key TEXT UNIQUE,
     error TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    next_seq INTEGER NOT NULL DEFAULT 0,
+    max_seq INTEGER NOT NULL DEFAULT -1,
+    final_seq INTEGER,
+    final_kind TEXT
 );
 CREATE TABLE IF NOT EXISTS replies (
     job_id INTEGER NOT NULL,
@@ -54,6 +60,20 @@ CREATE TABLE IF NOT EXISTS replies (
     produced_at TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+"""
+
+# NOTE: ledgers written before the bookkeeping columns existed get them, filled in from the
+# replies they hold (a job's replies were then always recorded in order, by one gateway).
+MIGRATION = """
+ALTER TABLE jobs ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN max_seq INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE jobs ADD COLUMN final_seq INTEGER;
+ALTER TABLE jobs ADD COLUMN final_kind TEXT;
+UPDATE jobs SET
+    max_seq = coalesce((SELECT max(seq) FROM replies WHERE job_id = jobs.id), -1),
+    next_seq = coalesce((SELECT max(seq) FROM replies WHERE job_id = jobs.id), -1) + 1,
+    final_seq = (SELECT seq FROM replies WHERE job_id = jobs.id AND kind != 'result'),
+    final_kind = (SELECT kind FROM replies WHERE job_id = jobs.id AND kind != 'result');
 """
 
 MAX_BATCH = 512
@@ -78,7 +98,7 @@ class SqliteLedger:
     async def open(self) -> None:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-        await self._write(lambda conn: conn.executescript(SCHEMA))
+        await self._write(_create_schema)
 
     async def close(self) -> None:
         if self._flushing is not None:
@@ -132,8 +152,9 @@ class SqliteLedger:
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
         def op(conn: sqlite3.Connection) -> list[Reply]:
             rows = conn.execute(
-                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? AND seq > ? ORDER BY seq",
-                (offset, after_seq),
+                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? AND seq > ?"
+                f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')} ORDER BY seq",
+                (offset, after_seq, offset),
             ).fetchall()
             if not rows and not _job_exists(conn, offset):
                 raise UnknownOffsetError(offset)
@@ -150,8 +171,9 @@ class SqliteLedger:
             if row is None:
                 raise UnknownOffsetError(offset)
             rows = conn.execute(
-                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? ORDER BY seq",
-                (offset,),
+                f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ?"
+                f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')} ORDER BY seq",
+                (offset, offset),
             ).fetchall()
             return job_from_row(offset, row, rows)
 
@@ -183,7 +205,9 @@ class SqliteLedger:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 results = await loop.run_in_executor(self._writer, self._commit, batch)
-            except sqlite3.Error as exc:
+            except Exception as exc:  # the flush task must never die
+                # NOTE: _commit maps what one write did wrong to that write alone; what is
+                # left is the database itself failing, and every write of the batch waits.
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(LedgerUnavailableError(f"SQLite write failed: {exc}"))
@@ -200,14 +224,40 @@ class SqliteLedger:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = _connect(self._path)
-        results: list[Any] = []
-        with conn:  # one transaction for the whole batch
-            for op, _ in batch:
-                try:
-                    results.append(op(conn))
-                except (UnknownOffsetError, IdempotencyConflictError) as exc:
-                    results.append(exc)
-        return results
+        try:
+            with conn:  # one transaction for the whole batch
+                return [_run(op, conn) for op, _ in batch]
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+        # NOTE: one write the database refused (its data, not the database) rolled the whole
+        # batch back: each write again in a transaction of its own, so it fails alone.
+        return [self._commit_alone(op, conn) for op, _ in batch]
+
+    @staticmethod
+    def _commit_alone(op: Op, conn: sqlite3.Connection) -> Any:
+        try:
+            with conn:
+                return _run(op, conn)
+        except Exception as exc:
+            if _is_outage(exc):
+                return LedgerUnavailableError(f"SQLite write failed: {exc}")
+            return LedgerRejectedError(f"SQLite refused the write: {type(exc).__name__}: {exc}")
+
+
+def _run(op: Op, conn: sqlite3.Connection) -> Any:
+    """Run one write; the domain errors it raises are its result, not the batch's."""
+    try:
+        return op(conn)
+    except (UnknownOffsetError, IdempotencyConflictError) as exc:
+        return exc
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """True when the database itself fails (locked, I/O, disk full, corrupt), not one write."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError
+    )
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -231,9 +281,22 @@ def _same_request(row: tuple[int, str], body: str, key: str) -> int:
     return offset
 
 
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "next_seq" not in columns:
+        conn.executescript(MIGRATION)
+
+
 def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
-    if not _job_exists(conn, reply.offset):
-        return StoreOutcome.UNKNOWN_OFFSET
+    row = conn.execute(
+        f"SELECT {BOOKKEEPING_COLUMNS} FROM jobs WHERE id = ?", (reply.offset,)
+    ).fetchone()
+    view = None if row is None else view_from_row(row)
+    refused = judge(view, reply)
+    if refused is not None:
+        return refused
+    assert view is not None
     inserted = conn.execute(
         "INSERT INTO replies (job_id, seq, kind, value, produced_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
@@ -241,22 +304,34 @@ def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
     ).rowcount
     if not inserted:
         return StoreOutcome.DUPLICATE
-    _advance_state(conn, reply)
+    above: list[int] = []
+    if needs_seqs_above(view, reply):
+        above = [
+            seq
+            for (seq,) in conn.execute(
+                "SELECT seq FROM replies WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (reply.offset, reply.seq, SEQ_WINDOW),
+            )
+        ]
+    _save_view(conn, reply, after_storing(view, reply, above))
     return StoreOutcome.STORED
 
 
-def _advance_state(conn: sqlite3.Connection, reply: Reply) -> None:
-    now = utcnow().isoformat()
-    if reply.kind is ReplyKind.RESULT:
-        conn.execute(
-            "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-            (JobState.RUNNING, now, reply.offset, JobState.QUEUED),
-        )
-    else:
-        conn.execute(
-            "UPDATE jobs SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-            (state_after(reply.kind), error_text(reply), now, reply.offset),
-        )
+def _save_view(conn: sqlite3.Connection, reply: Reply, view: JobView) -> None:
+    conn.execute(
+        "UPDATE jobs SET state = ?, next_seq = ?, max_seq = ?, final_seq = ?, final_kind = ?,"
+        " error = coalesce(?, error), updated_at = ? WHERE id = ?",
+        (
+            view.state,
+            view.next_seq,
+            view.max_seq,
+            view.final_seq,
+            view.final_kind,
+            error_text(reply),
+            utcnow().isoformat(),
+            reply.offset,
+        ),
+    )
 
 
 async def _unavailable_on_error(awaitable: "asyncio.Future[T]") -> T:

@@ -6,6 +6,7 @@ from faststream.rabbit import RabbitBroker, RabbitResponse, RabbitRouter
 
 from contracts import Progress, ProgressQuery, UnknownOffsetError
 from contracts.publishing import dead_letters_via
+from contracts.signing import Signer
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
 from ledger.base import progress
 from query.recorder import RecordObserver, ReplyRecorder, StoreMany
@@ -36,6 +37,7 @@ def reply_recorder(
     broker: RabbitBroker,
     results: Results,
     store_many: StoreMany,
+    signer: Signer,
     *,
     prefetch: int,
     observe: RecordObserver | None = None,
@@ -46,6 +48,7 @@ def reply_recorder(
         store_many,
         results.hub,
         dead_letters_via(broker, LEDGER_QUEUE),
+        signer,
         prefetch=prefetch,
         observe=observe,
     )

@@ -6,13 +6,19 @@ than storing the reply did (py-spy, bench/). The rules stay those of every jobca
 
 - a reply is acked only once the transaction that stored it committed, so a crash loses none;
 - storing is idempotent per (offset, seq), so a redelivered reply is never shown twice;
-- a reply that cannot be stored (not a Reply, or an offset never handed out) is moved to
-  jobcast.dead with the reason, so it never stalls the queue;
-- while the ledger is down replies wait, unacked, and are retried in place.
+- only replies a worker signed are stored (contracts/signing.py), and only when they can be
+  true of their job (ledger/rules.py): their routing key names their offset, nothing after the
+  final reply, no second final, nothing far beyond the first missing seq;
+- a message that cannot be stored (too large, unsigned, not a Reply, refused by those rules or
+  by the database) is moved to jobcast.dead with the reason, alone: never the batch, the task
+  or the queue;
+- while the ledger is down replies wait, unacked, and are retried in place; a recorder that
+  has not settled a batch for `stall_seconds` says so (`stalled`), and /ready turns red.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,9 +30,11 @@ from pydantic import ValidationError
 
 from contracts import Reply
 from contracts.consuming import Consumer, DeadLetter
-from contracts.errors import describe
+from contracts.errors import LedgerRejectedError, describe
+from contracts.messages import MAX_REPLY_BYTES
 from contracts.retrying import while_ledger_down
-from contracts.topology import LEDGER_QUEUE
+from contracts.signing import HEADER_SIGNATURE, Signer
+from contracts.topology import LEDGER_QUEUE, reply_key
 from ledger import StoreOutcome
 from query.live import ReplyHub
 
@@ -41,12 +49,15 @@ class Recorded:
 
     message: aio_pika.abc.AbstractIncomingMessage
     outcome: StoreOutcome | None
-    """None: the message was not a Reply and went to jobcast.dead."""
+    """None: the message was no storable Reply and went to jobcast.dead."""
 
 
 RecordObserver = Callable[[Sequence[Recorded]], None]
 
 _CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
+
+STALL_SECONDS = 30.0
+"""A batch unsettled this long (the ledger down, say) makes the recorder report `stalled`."""
 
 
 class ReplyRecorder(Consumer):
@@ -62,16 +73,27 @@ class ReplyRecorder(Consumer):
         store_many: StoreMany,
         hub: ReplyHub,
         dead_letter: DeadLetter,
+        signer: Signer,
         *,
         prefetch: int,
         observe: RecordObserver | None = None,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         super().__init__(LEDGER_QUEUE, dead_letter, prefetch=prefetch)
         self._store_many = store_many
         self._hub = hub
+        self._signer = signer
         self._observe = observe
+        self._stall_seconds = stall_seconds
         self._pending: list[aio_pika.abc.AbstractIncomingMessage] = []
         self._draining: asyncio.Task[None] | None = None
+        self._busy_since: float | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """True while a batch has waited longer than `stall_seconds` to be settled."""
+        since = self._busy_since
+        return since is not None and time.monotonic() - since > self._stall_seconds
 
     async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self._pending.append(message)
@@ -87,33 +109,37 @@ class ReplyRecorder(Consumer):
         while self._pending:
             batch = self._pending[: self._prefetch]
             del self._pending[: self._prefetch]
+            self._busy_since = time.monotonic()
             try:
                 recorded = await self._record(batch)
-            except Exception:  # a bug, not an outage: hand the batch back, keep consuming
-                logger.exception("recording %d replies failed; back to the queue", len(batch))
+            except Exception:  # a bug of ours in settling, not a bad reply: hand them back
+                logger.exception("settling %d replies failed; back to the queue", len(batch))
                 await _settle(batch, requeue=True)
                 continue
+            finally:
+                self._busy_since = None
             if self._observe is not None:
                 self._observe(recorded)
 
     async def _record(self, batch: list[aio_pika.abc.AbstractIncomingMessage]) -> list[Recorded]:
-        parsed = [_parse(message) for message in batch]
-        replies = [item for item in parsed if isinstance(item, Reply)]
-        outcomes = iter(await while_ledger_down(self._store_many, replies) if replies else [])
+        parsed = [self._parse(message) for message in batch]
+        outcomes = iter(await self._store([item for item in parsed if isinstance(item, Reply)]))
         recorded: list[Recorded] = []
         to_ack: list[aio_pika.abc.AbstractIncomingMessage] = []
         stored: list[int] = []
         for message, item in zip(batch, parsed, strict=True):
-            if isinstance(item, str):
-                outcome = None
-                reason: str | None = item
-            else:
-                outcome = next(outcomes)
-                reason = None
-                if outcome is StoreOutcome.UNKNOWN_OFFSET:
-                    reason = f"reply for offset {item.offset}, never handed out"
-                elif outcome is StoreOutcome.STORED:
-                    stored.append(item.offset)
+            outcome: StoreOutcome | None = None
+            reason: str | None = item if isinstance(item, str) else None
+            if isinstance(item, Reply):
+                stored_or_why = next(outcomes)
+                if not isinstance(stored_or_why, StoreOutcome):  # NOTE: a StrEnum is a str too
+                    reason = stored_or_why
+                else:
+                    outcome = stored_or_why
+                    if outcome.refused:
+                        reason = outcome.reason(item)
+                    elif outcome is StoreOutcome.STORED:
+                        stored.append(item.offset)
             if reason is None or await self._dead_letter(message, reason):
                 to_ack.append(message)
             else:
@@ -126,13 +152,46 @@ class ReplyRecorder(Consumer):
             self._hub.notify(offset)
         return recorded
 
+    async def _store(self, replies: list[Reply]) -> list[StoreOutcome | str]:
+        """Store `replies` in one transaction; if the database refuses one, each alone, so that
+        one fails alone (its outcome is then why, as text)."""
+        if not replies:
+            return []
+        try:
+            return list(await while_ledger_down(self._store_many, replies))
+        except Exception as exc:  # LedgerRejectedError, or a write error we did not foresee
+            if len(replies) == 1:
+                return [_refusal(exc, replies[0])]
+        alone: list[StoreOutcome | str] = []
+        for reply in replies:
+            try:
+                alone.extend(await while_ledger_down(self._store_many, [reply]))
+            except Exception as exc:
+                alone.append(_refusal(exc, reply))
+        return alone
 
-def _parse(message: aio_pika.abc.AbstractIncomingMessage) -> Reply | str:
-    """The Reply in `message`, or why it is not one."""
-    try:
-        return Reply.model_validate_json(message.body)
-    except ValidationError as exc:
-        return f"invalid reply: {describe(exc)}"
+    def _parse(self, message: aio_pika.abc.AbstractIncomingMessage) -> Reply | str:
+        """The Reply in `message`, or why it cannot be stored."""
+        size = len(message.body)
+        if size > MAX_REPLY_BYTES:
+            return f"too large: a reply of {size} bytes, over {MAX_REPLY_BYTES}"
+        signature = (message.headers or {}).get(HEADER_SIGNATURE)
+        if not self._signer.verify(message.body, signature):
+            why = "no" if signature is None else "a wrong"
+            return f"unsigned reply: {why} {HEADER_SIGNATURE} (only workers write results)"
+        try:
+            reply = Reply.model_validate_json(message.body)
+        except ValidationError as exc:
+            return f"invalid reply: {describe(exc)}"
+        if message.routing_key != reply_key(reply.offset):
+            return f"misrouted reply: routing key {message.routing_key!r} for offset {reply.offset}"
+        return reply
+
+
+def _refusal(exc: Exception, reply: Reply) -> str:
+    if not isinstance(exc, LedgerRejectedError):
+        logger.exception("storing offset=%s seq=%s failed", reply.offset, reply.seq)
+    return f"ledger refused: seq {reply.seq} of offset {reply.offset}: {exc}"
 
 
 async def _settle(

@@ -4,7 +4,16 @@ import asyncio
 
 import pytest
 
-from contracts import IdempotencyConflictError, JobRequest, JobState, Reply, UnknownOffsetError
+from contracts import (
+    IdempotencyConflictError,
+    JobRequest,
+    JobState,
+    Reply,
+    ReplyKind,
+    UnknownOffsetError,
+)
+from contracts.errors import LedgerRejectedError
+from contracts.messages import utcnow
 from ledger import StoreOutcome, open_ledger
 from ledger.base import progress
 
@@ -133,3 +142,101 @@ def test_unsupported_urls_are_refused_clearly():
         open_ledger("mysql://x")
     with pytest.raises(ValueError, match="needs a file"):
         open_ledger("sqlite://")
+
+
+async def test_a_reply_stored_ahead_of_a_missing_one_is_shown_only_once_the_gap_closes(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies([reply(offset, 0), reply(offset, 1)])
+    await ledger.store_replies([reply(offset, 3, "done", "done")])  # another gateway was faster
+
+    assert [r.seq for r in await ledger.replies(offset)] == [0, 1]
+    assert (await ledger.job(offset)).state is JobState.RUNNING  # done, but not shown yet
+
+    await ledger.store_replies([reply(offset, 2)])
+
+    assert [r.seq for r in await ledger.replies(offset)] == [0, 1, 2, 3]
+    assert [r.seq for r in await ledger.replies(offset, after_seq=1)] == [2, 3]
+    assert (await ledger.job(offset)).state is JobState.DONE
+
+
+async def test_what_cannot_be_true_of_a_job_is_refused_and_not_stored(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    done = [reply(offset, 0), reply(offset, 1, "done", "done")]
+    assert await ledger.store_replies(done) == [StoreOutcome.STORED] * 2
+
+    outcomes = await ledger.store_replies(
+        [
+            reply(offset, 2, value="after done"),
+            reply(offset, 0, "error", "a second final"),
+            reply(offset, 1, "done", "done"),  # the same final again: a redelivery
+        ]
+    )
+
+    assert outcomes == [
+        StoreOutcome.AFTER_FINAL,
+        StoreOutcome.SECOND_FINAL,
+        StoreOutcome.DUPLICATE,
+    ]
+    assert [r.value for r in await ledger.replies(offset)] == ["result1", "done"]
+
+
+async def test_a_reply_far_beyond_what_pipelining_allows_is_refused(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    assert await ledger.store_replies([reply(offset, 5000)]) == [StoreOutcome.TOO_FAR_AHEAD]
+    assert (await ledger.job(offset)).state is JobState.QUEUED
+
+
+async def test_a_write_the_database_refuses_fails_alone_as_rejected_not_unavailable(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    # NOTE: model_construct skips the contract's bounds, as a bug of ours might.
+    overflowing = Reply.model_construct(
+        offset=2**70, seq=0, kind=ReplyKind.RESULT, value="v", produced_at=utcnow()
+    )
+
+    with pytest.raises(LedgerRejectedError):
+        await ledger.store_replies([reply(offset, 0), overflowing])
+
+    assert await ledger.replies(offset) == []  # nothing of that batch
+    assert await ledger.store_replies([reply(offset, 0)]) == [StoreOutcome.STORED]
+    again, _ = await ledger.create_job(REQUEST)  # the ledger goes on writing
+    assert again == offset + 1
+
+
+async def test_a_ledger_from_before_the_bookkeeping_columns_is_migrated(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE offsets (next INTEGER NOT NULL); INSERT INTO offsets VALUES (2);
+        CREATE TABLE jobs (id INTEGER PRIMARY KEY, request TEXT NOT NULL, fn TEXT NOT NULL,
+            state TEXT NOT NULL, idempotency_key TEXT UNIQUE, error TEXT,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE TABLE replies (job_id INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+            value TEXT NOT NULL, produced_at TEXT NOT NULL, PRIMARY KEY (job_id, seq))
+            WITHOUT ROWID;
+        """
+    )
+    now = "2026-01-01T00:00:00+00:00"
+    request = REQUEST.model_dump_json()
+    old.executemany(
+        "INSERT INTO jobs VALUES (?, ?, 'default_fn', ?, NULL, NULL, ?, ?)",
+        [(0, request, "done", now, now), (1, request, "running", now, now)],
+    )
+    old.executemany(
+        "INSERT INTO replies VALUES (?, ?, ?, '\"v\"', ?)",
+        [(0, 0, "result", now), (0, 1, "done", now), (1, 0, "result", now)],
+    )
+    old.commit()
+    old.close()
+
+    ledger = open_ledger(f"sqlite:///{path}")
+    await ledger.open()
+    try:
+        assert await ledger.store_replies([reply(0, 2)]) == [StoreOutcome.AFTER_FINAL]
+        assert await ledger.store_replies([reply(1, 1, "done")]) == [StoreOutcome.STORED]
+        assert (await ledger.job(1)).state is JobState.DONE
+        assert len(await ledger.replies(1)) == 2
+    finally:
+        await ledger.close()

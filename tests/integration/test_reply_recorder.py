@@ -8,6 +8,8 @@ import aio_pika
 import pytest
 
 from contracts import JobRequest, LedgerUnavailableError, Reply, ReplyKind
+from contracts.errors import LedgerRejectedError
+from contracts.signing import HEADER_SIGNATURE, Signer
 from contracts.topology import (
     DEAD_QUEUE,
     HEADER_REASON,
@@ -22,6 +24,7 @@ from query.recorder import Recorded, ReplyRecorder
 from tests.support.waiting import eventually
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
+WORKERS = Signer("the key workers and gateways share")
 
 
 @pytest.fixture
@@ -34,14 +37,22 @@ async def connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobust
 class Recording:
     """A ReplyRecorder with what it did: batches stored, outcomes, dead letters."""
 
-    def __init__(self, ledger: Ledger, amqp_url: str, *, down_for: int = 0) -> None:
+    def __init__(
+        self, ledger: Ledger, amqp_url: str, *, down_for: int = 0, stall_seconds: float = 30
+    ) -> None:
         self.ledger = ledger
         self.amqp_url = amqp_url
         self.batches: list[int] = []
         self.outcomes: list[StoreOutcome | None] = []
         self.down_for = down_for
         self.recorder = ReplyRecorder(
-            self.store_many, ReplyHub(), self.dead_letter, prefetch=64, observe=self.observe
+            self.store_many,
+            ReplyHub(),
+            self.dead_letter,
+            WORKERS,
+            prefetch=64,
+            observe=self.observe,
+            stall_seconds=stall_seconds,
         )
         self.dead: list[tuple[bytes, str]] = []
 
@@ -64,11 +75,20 @@ class Recording:
         self.outcomes.extend(item.outcome for item in batch)
 
 
-async def publish(connection: aio_pika.abc.AbstractConnection, bodies: list[tuple[int, bytes]]):
+async def publish(
+    connection: aio_pika.abc.AbstractConnection,
+    bodies: list[tuple[int, bytes]],
+    *,
+    signer: Signer | None = WORKERS,
+) -> None:
+    """Publish reply bodies as a worker does (signed), or unsigned with `signer=None`."""
     channel = await connection.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(REPLIES_EXCHANGE.name)
     for offset, body in bodies:
-        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        headers = {} if signer is None else {HEADER_SIGNATURE: signer.sign(body)}
+        message = aio_pika.Message(
+            body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, headers=headers
+        )
         await exchange.publish(message, routing_key=reply_key(offset))
     await channel.close()
 
@@ -135,7 +155,7 @@ async def test_what_cannot_be_stored_is_dead_lettered_and_the_rest_moves_on(
     assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
     reasons = [why for _, why in recording.dead]
     assert reasons[0].startswith("invalid reply")
-    assert reasons[1] == "reply for offset 999, never handed out"
+    assert reasons[1] == "reply for offset 999, never handed out (seq 0)"
     assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
     assert await left_in_queue(amqp_url, DEAD_QUEUE.name) == 2
 
@@ -172,3 +192,120 @@ async def test_replies_not_yet_committed_are_not_acked(ledger, connection, amqp_
     fresh = Recording(ledger, amqp_url)
     await run_until_settled(fresh, connection, expected=4)
     assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+
+
+def reply_body(offset: int, seq: int, kind: ReplyKind = ReplyKind.RESULT, value="v") -> bytes:
+    return Reply(offset=offset, seq=seq, kind=kind, value=value).model_dump_json().encode()
+
+
+async def test_replies_no_worker_signed_are_dead_lettered_never_stored(
+    ledger, connection, amqp_url
+):
+    (offset, _) = await ledger.create_job(REQUEST)
+    forged = reply_body(offset, 0, ReplyKind.DONE, "forged")
+    await publish(connection, [(offset, forged)], signer=None)
+    await publish(connection, [(offset, forged)], signer=Signer("a key the forger guessed"))
+    await publish(connection, replies_of(offset))
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=6)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    reasons = [why for _, why in recording.dead]
+    assert reasons == [
+        "unsigned reply: no x-jobcast-signature (only workers write results)",
+        "unsigned reply: a wrong x-jobcast-signature (only workers write results)",
+    ]
+
+
+async def test_replies_that_cannot_be_true_of_their_job_are_refused(ledger, connection, amqp_url):
+    (offset, _) = await ledger.create_job(REQUEST)
+    (other, _) = await ledger.create_job(REQUEST)
+    await publish(connection, replies_of(offset))
+    await publish(
+        connection,
+        [
+            (offset, reply_body(offset, 4, value="after done")),
+            (offset, reply_body(offset, 1, ReplyKind.ERROR, "second final")),
+            (offset, reply_body(offset, 9, value="x" * 5_000_000)),
+            (other, reply_body(offset, 0, value="into another job")),  # key says `other`
+            (other, reply_body(other, 100_000, value="far ahead")),
+            (other, reply_body(other, 0, value="mine")),
+        ],
+    )
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=10)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    assert [r.value for r in await ledger.replies(other)] == ["mine"]
+    reasons = [why for _, why in recording.dead]
+    assert (
+        reasons[0] == f"refused reply: seq 4 of offset {offset} comes after the job's final reply"
+    )
+    assert reasons[1].startswith(f"refused reply: seq 1 of offset {offset} is a second final")
+    assert reasons[2].startswith("too large: a reply of ")
+    assert reasons[3] == f"misrouted reply: routing key 'reply.{other}' for offset {offset}"
+    assert reasons[4].startswith(f"refused reply: seq 100000 of offset {other} is more than")
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
+
+
+async def test_a_number_too_large_for_the_ledger_fails_alone_and_recording_goes_on(
+    ledger, connection, amqp_url
+):
+    (offset, _) = await ledger.create_job(REQUEST)
+    huge = b'{"offset": %d, "seq": 0, "kind": "result", "value": "v"}' % 2**63
+    overflowing_seq = b'{"offset": %d, "seq": %d, "kind": "result", "value": "v"}' % (
+        offset,
+        2**31,
+    )
+    await publish(connection, [(2**63, huge), (offset, overflowing_seq)])
+    await publish(connection, replies_of(offset))
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=6)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    reasons = [why for _, why in recording.dead]
+    assert reasons[0].startswith("invalid reply: offset: Input should be less than or equal to")
+    assert reasons[1].startswith("invalid reply: seq: Input should be less than or equal to")
+
+
+async def test_a_reply_the_database_refuses_fails_alone_not_its_batch(ledger, connection, amqp_url):
+    (offset, _) = await ledger.create_job(REQUEST)
+
+    class Refusing(Recording):
+        async def store_many(self, replies):
+            if any(r.value == "v1" for r in replies):
+                raise LedgerRejectedError("the database refused v1 (test)")
+            return await super().store_many(replies)
+
+    recording = Refusing(ledger, amqp_url)
+    await publish(connection, replies_of(offset))
+
+    await run_until_settled(recording, connection, expected=4)
+
+    assert [why for _, why in recording.dead] == [
+        f"ledger refused: seq 1 of offset {offset}: the database refused v1 (test)"
+    ]
+    assert [r.value for r in await ledger.replies(offset)] == ["v0"]  # the rest wait for seq 1
+    assert (await ledger.job(offset)).state.value == "running"
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
+
+
+async def test_a_recorder_that_cannot_make_progress_says_it_is_stalled(
+    ledger, connection, amqp_url
+):
+    (offset, _) = await ledger.create_job(REQUEST)
+    await publish(connection, replies_of(offset))
+    stuck = Recording(ledger, amqp_url, down_for=10**6, stall_seconds=0.3)
+    assert not stuck.recorder.stalled
+    await stuck.recorder.start(connection)
+
+    await eventually(lambda: _stalled(stuck), until=bool, what="the recorder says it is stalled")
+    await stuck.recorder.stop(timeout=0.2)
+    assert not stuck.recorder.stalled
+
+
+async def _stalled(recording: Recording) -> bool:
+    return recording.recorder.stalled

@@ -4,6 +4,7 @@ import httpx
 
 from consumer.pipelines import Registry
 from consumer.worker import Worker
+from contracts.signing import Signer
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
 
@@ -14,7 +15,7 @@ class ReachableBroker:
 
 
 async def test_a_draining_worker_is_alive_but_not_ready():
-    worker = Worker(registry=Registry())
+    worker = Worker(registry=Registry(), signer=Signer("test key"))
     app = create_ops_app(ReachableBroker(), Metrics(), worker)  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://worker") as http:

@@ -1,0 +1,37 @@
+"""Signing jobs and replies, so that only gateways schedule jobs and only workers write results.
+
+Anyone allowed to publish on the broker could otherwise put a job on jobcast.jobs or a reply on
+jobcast.replies. Gateways sign every job and workers every reply with a key they share
+(JOBCAST_SIGNING_KEY); a worker runs only signed jobs and the recorder stores only signed
+replies. An HMAC rather than RabbitMQ's validated `user_id`: it holds whatever users the broker
+has (also one `guest` for everything), and it covers the body, not just the sender.
+"""
+
+import hashlib
+import hmac
+
+HEADER_SIGNATURE = "x-jobcast-signature"
+"""The message header that carries the HMAC-SHA256 of the body, in hex."""
+
+DEVELOPMENT_KEY = "jobcast-development-key-not-secret"
+"""The key used when none is configured: fine on one machine, never in production (it is
+public); processes refuse it against a broker that is not on the loopback interface."""
+
+
+class Signer:
+    """Signs and verifies message bodies with one key."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
+
+    def sign(self, body: bytes) -> str:
+        """The signature of `body`, for the HEADER_SIGNATURE header."""
+        return hmac.new(self._key, body, hashlib.sha256).hexdigest()
+
+    def verify(self, body: bytes, signature: object) -> bool:
+        """True if `signature` (a header value, of any type) is the signature of `body`."""
+        if isinstance(signature, bytes):
+            signature = signature.decode("ascii", "replace")
+        if not isinstance(signature, str):
+            return False
+        return hmac.compare_digest(self.sign(body), signature)
