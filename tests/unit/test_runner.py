@@ -207,3 +207,28 @@ def test_backoff_doubles_up_to_the_cap_plus_jitter():
     for failed, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)]:
         wait = backoff_seconds(policy, failed)
         assert base <= wait <= base + 0.5, (failed, wait)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ({1, 2}, "returned a value that is not JSON"),
+        ("\ud800", "returned a value that is not JSON"),
+        ("x" * 2_000_000, "bytes of JSON; a result may take at most"),
+    ],
+    ids=["a set", "a lone surrogate", "two megabytes"],
+)
+async def test_a_result_no_reply_can_carry_fails_the_job_with_the_reason(value, why):
+    async def first(ctx: StepContext) -> str:
+        return "fine"
+
+    async def second(ctx: StepContext) -> object:
+        return value
+
+    published = Published()
+    result = await run_job(job(), Pipeline("p", steps=[first, second, first]), published)
+
+    assert result.outcome is Outcome.FAILED
+    assert why in (result.reason or "")
+    assert [(r.seq, r.kind) for r in published] == [(0, ReplyKind.RESULT), (1, ReplyKind.ERROR)]
+    assert published[1].value == result.reason
