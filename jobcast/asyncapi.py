@@ -18,7 +18,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
-from contracts import Job, JobAccepted, JobRequest, Reply, ScheduleRejected
+from contracts import Job, JobAccepted, JobRequest, ProgressQuery, Reply, ScheduleRejected
 from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
 from jobcast.bootstrap import create_broker
 from jobcast.settings import Settings
@@ -41,6 +41,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "jobcast.jobs:on_job": Job,
     "jobcast.schedule:on_schedule": JobRequest,
     "jobcast.ledger:on_reply": Reply,
+    "jobcast.progress:on_progress": ProgressQuery,
 }
 
 REPLY_CHANNEL = reply_key(0).replace("0", "{offset}")

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +29,7 @@ from jobcast.metrics import Metrics
 from jobcast.settings import Settings
 from jobcast.tracing import TraceRequests, setup_tracing
 from jobcast.tracking import broker_middlewares, consuming
+from jobcast.validation import short_errors
 from ledger import open_ledger
 from producer import http as producer_http
 from producer.intake import Intake
@@ -159,6 +161,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnavailableError)
     async def unavailable(_: Request, exc: UnavailableError) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        # NOTE: not FastAPI's own 422, which echoes all of each error's input (see validation.py).
+        return JSONResponse({"detail": short_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from contracts import JobAccepted, JobRequest
+from contracts.text import IdempotencyKey
 from producer.service import Scheduler
 
 router = APIRouter(tags=["jobs"])
@@ -12,7 +13,10 @@ router = APIRouter(tags=["jobs"])
 ERRORS = {
     409: {"description": "The Idempotency-Key was used before for another request."},
     413: {"description": "The body is larger than JOBCAST_MAX_BODY_BYTES."},
-    422: {"description": "The body is not JSON, or not a valid JobRequest."},
+    422: {
+        "description": "The body is not JSON or not a valid JobRequest, or the Idempotency-Key "
+        "is longer than 200 characters or holds control characters."
+    },
     503: {"description": "RabbitMQ did not confirm the job; no offset was handed out."},
 }
 
@@ -27,7 +31,7 @@ def scheduler(request: Request) -> Scheduler:
 async def schedule_job(
     job: JobRequest,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> JobAccepted:
     """Schedule a job; answers at once with the offset that names it."""
     return await scheduler(request).schedule(job, idempotency_key=idempotency_key)

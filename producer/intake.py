@@ -11,7 +11,7 @@ confirm, it goes back to the queue, unanswered.
 import logging
 
 import aio_pika
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts import (
     BrokerUnavailableError,
@@ -23,6 +23,7 @@ from contracts.consuming import AroundConsume, Consumer, DeadLetter, Message, no
 from contracts.errors import describe
 from contracts.publishing import BROKER_FAILURES
 from contracts.retrying import while_ledger_down
+from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
 from producer.service import Scheduler
 
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 INTAKE_PREFETCH = 64
 """Submissions the gateway takes from jobcast.schedule at once: enough to fill a ledger batch,
 few enough that an overloaded gateway queues work in RabbitMQ rather than in its own memory."""
+
+_IDEMPOTENCY_KEY: TypeAdapter[str | None] = TypeAdapter(IdempotencyKey | None)
 
 
 class Intake(Consumer):
@@ -52,15 +55,19 @@ class Intake(Consumer):
         try:
             request = JobRequest.model_validate_json(message.body)
         except ValidationError as exc:
-            reason = f"invalid job request: {describe(exc)}"
-            await self.move_to_dead(message, reason)
-            await self._answer(message, ScheduleRejected(error="invalid_request", detail=reason))
+            await self._refuse(message, f"invalid job request: {describe(exc)}")
+            return
+        try:
+            key = _IDEMPOTENCY_KEY.validate_python(message.message_id)
+        except ValidationError as exc:
+            reason = f"invalid message_id (the idempotency key): {exc.errors()[0]['msg']}"
+            await self._refuse(message, reason)
             return
         try:
             # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
             # requeueing it would spend its delivery limit and dead-letter a good request.
             accepted = await while_ledger_down(
-                self._scheduler.schedule, request, idempotency_key=message.message_id
+                self._scheduler.schedule, request, idempotency_key=key
             )
         except IdempotencyConflictError as exc:
             await self.move_to_dead(message, str(exc))
@@ -72,6 +79,11 @@ class Intake(Consumer):
             return
         await message.ack()
         await self._answer(message, accepted)
+
+    async def _refuse(self, message: Message, reason: str) -> None:
+        """A request that can never be scheduled: to jobcast.dead, and the caller hears why."""
+        await self.move_to_dead(message, reason)
+        await self._answer(message, ScheduleRejected(error="invalid_request", detail=reason))
 
     async def _answer(self, message: Message, body: BaseModel) -> None:
         """Answer an RPC request (one with reply_to); a request without it gets nothing."""

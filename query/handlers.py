@@ -1,10 +1,15 @@
 """The query side's broker edge: replies into the ledger, and resume points for workers."""
 
 import logging
+from typing import Any
 
+from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker, RabbitResponse, RabbitRouter
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import BaseModel, ValidationError
 
-from contracts import Progress, ProgressQuery, UnknownOffsetError
+from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetError
+from contracts.errors import describe
 from contracts.publishing import dead_letters_via
 from contracts.signing import Signer
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
@@ -14,23 +19,57 @@ from query.service import Results
 
 logger = logging.getLogger(__name__)
 
+MAX_QUESTION_BYTES = 1024
+"""A progress question is `{"offset": n}`; anything much larger is not one."""
+
+
+class ProgressRejected(BaseModel):
+    """The answer to a progress question that has none (a worker then starts the job over)."""
+
+    error: str
+    detail: str
+
 
 def query_router(results: Results) -> RabbitRouter:
     """A router that answers workers' resume questions (replies are stored by ReplyRecorder)."""
     router = RabbitRouter()
 
-    @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress")
-    async def on_progress(query: ProgressQuery) -> RabbitResponse:
+    # NOTE: the body is parsed here, not by FastStream (its decoder stays out: `_undecoded`):
+    # a question FastStream cannot parse is rejected with a traceback and never answered.
+    @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress", decoder=_undecoded)
+    async def on_progress(msg: RabbitMessage) -> RabbitResponse:
         """Tell a worker where a redelivered job resumes."""
-        try:
-            found = await progress(results.ledger, query.offset)
-        except UnknownOffsetError:
-            found = Progress(offset=query.offset, next_seq=0)
         # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to
         # address and *also* returns it as NO_ROUTE (see producer/intake.py).
-        return RabbitResponse(found, mandatory=False)
+        return RabbitResponse(await _answer(results, msg.body), mandatory=False)
 
     return router
+
+
+async def _undecoded(msg: StreamMessage[Any]) -> bytes:
+    """The body as it came: `on_progress` parses it."""
+    body: bytes = msg.body
+    return body
+
+
+async def _answer(results: Results, body: bytes) -> BaseModel:
+    """The Progress a question asks for, or why there is none."""
+    if len(body) > MAX_QUESTION_BYTES:
+        return ProgressRejected(
+            error="invalid_query", detail=f"question larger than {MAX_QUESTION_BYTES} bytes"
+        )
+    try:
+        query = ProgressQuery.model_validate_json(body)
+    except ValidationError as exc:
+        logger.info("invalid progress question: %s", describe(exc))
+        return ProgressRejected(error="invalid_query", detail=describe(exc))
+    try:
+        return await progress(results.ledger, query.offset)
+    except UnknownOffsetError:
+        return Progress(offset=query.offset, next_seq=0)
+    except UnavailableError as exc:
+        logger.warning("progress of offset=%s unknown: %s", query.offset, exc)
+        return ProgressRejected(error="unavailable", detail=str(exc))
 
 
 def reply_recorder(

@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import JsonValue
+from pydantic import BeforeValidator, JsonValue
 
 from contracts import JobRecord, JobState
 from query.service import Results
@@ -15,8 +15,18 @@ router = APIRouter(tags=["results"])
 MAX_OFFSET = 2**63 - 1
 MAX_SEQ = 2**31 - 1
 
+
+def _plain_digits(value: object) -> object:
+    """A path offset as sent: only the digits 0-9 (int() would also take "+1", "1_000", " 1")."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an offset is written with the digits 0-9 only")
+    return value
+
+
 Offset = Annotated[
-    int, Path(ge=0, le=MAX_OFFSET, description="The offset POST /schedule answered with.")
+    int,
+    BeforeValidator(_plain_digits),
+    Path(ge=0, le=MAX_OFFSET, description="The offset POST /schedule answered with."),
 ]
 
 ERRORS = {
