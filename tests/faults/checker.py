@@ -95,6 +95,22 @@ class Checker:
         self.exec_log = exec_log
         self.handed_out: set[int] = set()
         self.refused: Counter[int] = Counter()
+        self.injected: set[bytes] = set()
+        """Bodies the test itself published as an attacker would: refusing them is expected."""
+
+    async def inject(
+        self, body: bytes, *, exchange: str = "", routing_key: str, headers: dict[str, Any]
+    ) -> None:
+        """Publish `body` as a hostile or broken sender would (remembered as `injected`)."""
+        self.injected.add(body)
+        connection = await aio_pika.connect(self.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            target = await channel.get_exchange(exchange) if exchange else channel.default_exchange
+            message = aio_pika.Message(
+                body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+            await target.publish(message, routing_key=routing_key)
 
     async def observe_topic(self) -> None:
         """Bind the observer queue to every reply (call once the gateway declared the topology)."""
@@ -173,14 +189,20 @@ class Checker:
         duplicated.update(p for p, n in Counter(ledger_pairs).items() if n > 1)
         verdict.duplicated = sorted(duplicated)
 
-        topic = await self._drain(OBSERVER_QUEUE)
+        topic = [
+            (headers, reply)
+            for headers, reply in await self._drain(OBSERVER_QUEUE)
+            if orjson.dumps(reply) not in self._injected_replies()
+        ]
         verdict.topic = [reply for _, reply in topic]
         topic_pairs = Counter((m["offset"], m["seq"]) for _, m in topic)
         verdict.topic_replies = len(topic)
         verdict.topic_copies = sum(n - 1 for n in topic_pairs.values())
         verdict.dead = await self.dead_letters()
         refused_replies = [
-            orjson.loads(taken.body) for taken in verdict.dead if taken.source == LEDGER_QUEUE.name
+            orjson.loads(taken.body)
+            for taken in verdict.dead
+            if taken.source == LEDGER_QUEUE.name and not self._was_injected(taken.body)
         ]
         unexpected = {o for o, _ in ledger_pairs} | set(ledger_jobs) | {o for o, _ in topic_pairs}
         unexpected -= self.handed_out
@@ -190,6 +212,18 @@ class Checker:
         finished = Counter((o, s) for o, s, _, _, event in self.executions() if event == "finish")
         verdict.re_executed = sorted(p for p, n in finished.items() if n > 1)
         return verdict
+
+    def _was_injected(self, body: bytes) -> bool:
+        """True for a body the test injected, or the start of one (dead letters are cut)."""
+        return any(injected.startswith(body) for injected in self.injected)
+
+    def _injected_replies(self) -> set[bytes]:
+        """The injected bodies that are JSON, as orjson writes them (to compare parsed ones)."""
+        found = set()
+        for body in self.injected:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                found.add(orjson.dumps(orjson.loads(body)))
+        return found
 
     def executions(self) -> list[tuple[int, int, int, int, str]]:
         """(offset, seq, attempt, pid, event) for every step event the pipelines logged."""
