@@ -25,3 +25,18 @@ async def test_a_draining_worker_is_alive_but_not_ready():
         assert draining.status_code == 503
         assert draining.json() == {"ready": False, "broker": True, "accepting_jobs": False}
         assert (await http.get("/health")).status_code == 200
+
+
+class StalledRecorder:
+    stalled = True
+
+
+async def test_a_gateway_whose_recorder_cannot_make_progress_is_not_ready():
+    app = create_ops_app(ReachableBroker(), Metrics(), Worker(Registry(), Signer("k")))  # type: ignore[arg-type]
+    app.state.recorder = StalledRecorder()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        answer = await http.get("/ready")
+    assert answer.status_code == 503
+    assert answer.json()["recording"] is False
