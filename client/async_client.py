@@ -1,5 +1,7 @@
 """JobcastClient: schedule jobs and follow their results, over HTTP or AMQP."""
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Self
@@ -9,7 +11,9 @@ from pydantic import JsonValue
 from client.amqp import AmqpTransport
 from client.follow import merge
 from client.http import HttpTransport
-from contracts import JobAccepted, JobRecord, JobRequest, JobState, Reply
+from contracts import JobAccepted, JobRecord, JobRequest, JobState, Reply, UnavailableError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -70,22 +74,48 @@ class JobcastClient:
         """The job's values so far (GET /messages/{offset})."""
         return await self.http.messages(offset)
 
-    async def result(self, offset: int, wait: bool = True) -> JobRecord:
-        """The job's record; with `wait`, once it is done or failed."""
+    async def result(
+        self, offset: int, wait: bool = True, timeout: float | None = None
+    ) -> JobRecord:
+        """The job's record; with `wait`, once it is done or failed (see `follow`'s timeout)."""
         if wait:
-            async for _ in self.follow(offset):
+            async for _ in self.follow(offset, timeout=timeout):
                 pass
         return await self.status(offset)
 
-    async def follow(self, offset: int, after: int = -1) -> AsyncIterator[Reply]:
-        """Every reply after seq `after`: history, then live, until the final one."""
+    async def follow(
+        self, offset: int, after: int = -1, timeout: float | None = None
+    ) -> AsyncIterator[Reply]:
+        """Every reply after seq `after`: history, then live, until the final one.
+
+        Once the gateway has answered, a restart or an outage of the gateway is waited out:
+        `follow` reconnects with capped backoff and resumes after the last seq it gave, for up
+        to `timeout` seconds in all (None, the default: for as long as you iterate; a job may
+        legitimately run for hours). Past the timeout it raises TimeoutError. If the first
+        request fails, GatewayUnreachableError (or UnavailableError for a 503) comes at once.
+        """
         if self.amqp is None:
-            async for reply in self.http.follow(offset, after):
+            async for reply in self.http.follow(offset, after, timeout):
                 yield reply
             return
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
 
         async def recorded(since: int) -> list[Reply]:
-            return [r for r in (await self.http.job(offset)).replies if r.seq > since]
+            # NOTE: the gateway's history, waited for while the gateway restarts; live replies
+            # keep arriving on the subscription meanwhile.
+            failures = 0
+            while True:
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutError(f"offset {offset}: no final reply within {timeout}s")
+                try:
+                    record = await self.http.job(offset)
+                except UnavailableError as exc:
+                    failures += 1
+                    logger.info("gateway not answering (%s); following offset=%s", exc, offset)
+                    await asyncio.sleep(min(0.2 * 2.0 ** min(failures, 10), 5.0))
+                    continue
+                return [r for r in record.replies if r.seq > since]
 
         record = await self.http.job(offset)
         if record.state in (JobState.DONE, JobState.FAILED):  # nothing more will come
@@ -98,3 +128,5 @@ class JobcastClient:
         async with self.amqp.subscription(offset) as live:
             async for reply in merge(recorded, live, after):
                 yield reply
+                if deadline is not None and loop.time() >= deadline and not reply.is_final:
+                    raise TimeoutError(f"offset {offset}: no final reply within {timeout}s")

@@ -1,8 +1,10 @@
 """The client's HTTP transport: POST /schedule, GET /jobs, and the SSE stream."""
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -23,8 +25,14 @@ logger = logging.getLogger(__name__)
 
 _VALUES = TypeAdapter(list[JsonValue])
 
-RECONNECTS = 5
-"""Consecutive failed reconnects of a stream before `follow` gives up."""
+BACKOFF_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 5.0
+"""A dropped stream is resumed after 0.4 s, 0.8 s, … then every 5 s, until `follow`'s timeout."""
+
+_RETRY_STATUS = frozenset({502, 503, 504})
+"""Answers that say "not now" (a restarting gateway, a proxy in front of one): try again."""
+
+T = TypeVar("T")
 
 
 class HttpTransport:
@@ -62,23 +70,41 @@ class HttpTransport:
         _raise_for_status(answer, offset)
         return _VALUES.validate_json(answer.content)
 
-    async def follow(self, offset: int, after: int = -1) -> AsyncIterator[Reply]:
-        """Replies after `after` over SSE, reconnecting with Last-Event-ID if the stream drops."""
+    async def follow(
+        self, offset: int, after: int = -1, timeout: float | None = None
+    ) -> AsyncIterator[Reply]:
+        """Replies after `after` over SSE until the final one.
+
+        Once the gateway has answered, a dropped stream, an unreachable gateway or a 502/503/504
+        is retried with capped backoff, resuming after the last seq, for up to `timeout`
+        seconds in all (None: as long as the caller iterates); then TimeoutError. If the very
+        first request fails, that error is raised at once: a wrong URL shows at once.
+        """
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         failures = 0
         connected = False
         while True:
             try:
-                async with aconnect_sse(
-                    self._http,
-                    "GET",
-                    f"/messages/{offset}/stream",
-                    headers={"Last-Event-ID": str(after)},
-                ) as source:
-                    connected = True
+                async with contextlib.AsyncExitStack() as stack:
+                    source = await _within(
+                        deadline,
+                        stack.enter_async_context(
+                            aconnect_sse(
+                                self._http,
+                                "GET",
+                                f"/messages/{offset}/stream",
+                                headers={"Last-Event-ID": str(after)},
+                            )
+                        ),
+                    )
                     if source.response.status_code != 200:
-                        await source.response.aread()
-                        _raise_for_status(source.response, offset)
-                    async for event in source.aiter_sse():
+                        await _within(deadline, source.response.aread())
+                        if not connected or source.response.status_code not in _RETRY_STATUS:
+                            _raise_for_status(source.response, offset)
+                        raise _NotNow(f"answer {source.response.status_code}")
+                    connected = True
+                    events = source.aiter_sse()
+                    while (event := await _within(deadline, anext(events, None))) is not None:
                         reply = Reply.model_validate_json(event.data)
                         failures = 0
                         after = reply.seq
@@ -87,33 +113,38 @@ class HttpTransport:
                             return
                 # NOTE: closed before the final reply: the gateway is stopping, or the job had
                 # ended before `after`. Only the job's record tells which.
-                ended = await self._ended_after(offset, after)
+                ended = await _within(deadline, self._ended_after(offset, after))
                 if ended is not None:
                     for reply in ended:
                         yield reply
                     return
-                failures += 1
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
-            except httpx.TransportError as exc:
-                failures += 1
-                if not connected or failures > RECONNECTS:
+                why = "stream closed"
+            except (httpx.TransportError, _NotNow) as exc:
+                if not connected:
                     raise GatewayUnreachableError(
                         f"cannot reach the jobcast gateway at {self.url} "
                         f"(following offset {offset}): {exc!r}"
                     ) from exc
-                logger.info(
-                    "stream dropped, resuming offset=%s after=%s",
-                    offset,
-                    after,
-                    extra={"offset": offset, "seq": after},
-                )
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                why = repr(exc)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"offset {offset}: no final reply within {timeout}s (last seq {after})"
+                ) from None
+            failures += 1
+            logger.info(
+                "stream dropped (%s), resuming offset=%s after=%s",
+                why,
+                offset,
+                after,
+                extra={"offset": offset, "seq": after},
+            )
+            await _pause(deadline, failures, offset, timeout, after)
 
     async def _ended_after(self, offset: int, after: int) -> list[Reply] | None:
         """The replies after `after` if the job has ended; None if it runs (or can't be read)."""
         try:
             record = await self.job(offset)
-        except GatewayUnreachableError:
+        except UnavailableError:  # unreachable, or 503: it may be restarting
             return None
         if record.state not in (JobState.DONE, JobState.FAILED):
             return None
@@ -126,6 +157,33 @@ class HttpTransport:
             raise GatewayUnreachableError(
                 f"cannot reach the jobcast gateway at {self.url}: {exc!r}"
             ) from exc
+
+
+class _NotNow(Exception):
+    """The gateway answered, but "not now" (502/503/504)."""
+
+
+async def _within(deadline: float | None, step: Awaitable[T]) -> T:
+    """Await `step`, raising TimeoutError at `deadline` (loop time; None: no deadline)."""
+    async with asyncio.timeout_at(deadline):
+        return await step
+
+
+async def _pause(
+    deadline: float | None, failures: int, offset: int, timeout: float | None, after: int
+) -> None:
+    """Back off before reconnecting: doubling from BACKOFF_SECONDS, at most BACKOFF_MAX_SECONDS;
+    TimeoutError if the deadline comes first."""
+    # NOTE: the exponent is capped too: 2.0 ** failures overflows after ~1000 failures.
+    pause = min(BACKOFF_SECONDS * 2.0 ** min(failures, 10), BACKOFF_MAX_SECONDS)
+    if deadline is not None:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= pause:
+            await asyncio.sleep(max(left, 0))
+            raise TimeoutError(
+                f"offset {offset}: no final reply within {timeout}s (last seq {after})"
+            )
+    await asyncio.sleep(pause)
 
 
 def _raise_for_status(answer: httpx.Response, offset: int | None = None) -> None:

@@ -53,13 +53,15 @@ class SyncJobcastClient:
         """The job's values so far."""
         return self._runner.run(self._client.messages(offset))
 
-    def result(self, offset: int, wait: bool = True) -> JobRecord:
+    def result(self, offset: int, wait: bool = True, timeout: float | None = None) -> JobRecord:
         """The job's record; with `wait`, once it is done or failed."""
-        return self._runner.run(self._client.result(offset, wait))
+        return self._runner.run(self._client.result(offset, wait, timeout))
 
-    def follow(self, offset: int, after: int = -1) -> Iterator[Reply]:
-        """Every reply after `after`, history then live, until the final one."""
-        replies = self._client.follow(offset, after)
+    def follow(self, offset: int, after: int = -1, timeout: float | None = None) -> Iterator[Reply]:
+        """Every reply after `after`, history then live, until the final one; waits out a
+        gateway restart for up to `timeout` seconds in all (None: no limit), as
+        JobcastClient.follow does."""
+        replies = self._client.follow(offset, after, timeout)
         try:
             while True:
                 try:

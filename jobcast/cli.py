@@ -4,7 +4,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from types import FrameType
 
 import orjson
 import typer
@@ -51,7 +52,7 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
-            await _DrainingServer(config).serve()
+            await _DrainingServer(config, app.state.drain).serve()
 
     try:
         loop.run(run())
@@ -60,11 +61,33 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn that stops on SIGTERM/SIGINT and then *returns*, so the lifespan drains.
+    """uvicorn that, on SIGTERM/SIGINT, first `drain`s the in-process worker while it still
+    serves HTTP, then stops and *returns*, so the lifespan stops the rest.
 
     NOTE: plain uvicorn re-raises the signal once its own shutdown is done, which here would
     kill the process before the lifespan stops the broker consumers and closes the ledger.
     """
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # NOTE: HTTP stops last: while a long step finishes, reads, streams and /ready (not
+        # ready: draining) still answer, so followers of a restart see it through. A second
+        # signal stops HTTP at once.
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain_then_exit(sig, frame))
+        else:
+            super().handle_exit(sig, frame)
+
+    async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        try:
+            await self._drain()
+        finally:
+            # NOTE: uvicorn's own handler, which sse-starlette wraps to end open streams.
+            super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

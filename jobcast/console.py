@@ -1,7 +1,8 @@
 """The client commands of `jobcast`: submit, watch and status, over the gateway's HTTP API.
 
 Exit codes: 0 the job is done (or, for `status`, not failed); 1 the job failed; 2 the request
-was refused; 3 the gateway or the broker cannot be reached; 4 the offset was never handed out.
+was refused; 3 the gateway or the broker cannot be reached; 4 the offset was never handed out;
+5 `watch --timeout` ran out before the job ended.
 """
 
 import asyncio
@@ -29,6 +30,7 @@ class Exit(IntEnum):
     REFUSED = 2
     UNREACHABLE = 3
     UNKNOWN_OFFSET = 4
+    TIMED_OUT = 5
 
 
 Url = Annotated[
@@ -63,9 +65,17 @@ def watch(
     offset: Annotated[int, typer.Argument(min=0, help="The job's offset.")],
     json: Json = False,
     url: Url = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Give up (exit 5) if the job has not ended after this many seconds in all. "
+            "Default: wait for as long as it takes, through gateway restarts.",
+        ),
+    ] = None,
 ) -> None:
     """Follow a job: every step so far, then each new one live, until it is done or failed."""
-    _run(url, lambda client: _follow(client, offset, json))
+    _run(url, lambda client: _follow(client, offset, json, timeout))
 
 
 def status(
@@ -86,11 +96,13 @@ def status(
     _run(url, run)
 
 
-async def _follow(client: JobcastClient, offset: int, json: bool) -> Exit:
+async def _follow(
+    client: JobcastClient, offset: int, json: bool, timeout: float | None = None
+) -> Exit:
     console = Console()
     outcome = Exit.DONE
     with console.status(f"waiting for offset {offset}…", spinner="dots") as spinner:
-        async for reply in client.follow(offset):
+        async for reply in client.follow(offset, timeout=timeout):
             if json:
                 sys.stdout.write(reply.model_dump_json() + "\n")
                 sys.stdout.flush()
@@ -149,6 +161,8 @@ def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -
         code = _fail(Exit.UNKNOWN_OFFSET, str(exc))
     except ScheduleRejectedError as exc:
         code = _fail(Exit.REFUSED, f"refused: {exc}")
+    except TimeoutError as exc:
+        code = _fail(Exit.TIMED_OUT, str(exc))
     except KeyboardInterrupt:
         code = Exit.FAILED
     raise typer.Exit(int(code))

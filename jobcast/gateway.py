@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -79,6 +79,13 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         observe=metrics.recorded if tracing is None else tracing.recorded_spans(metrics.recorded),
     )
 
+    async def stop_worker() -> None:
+        if worker is not None and jobs_consumer is not None:
+            worker.stopping.set()
+            await jobs_consumer.stop(timeout=settings.grace_seconds or None)
+
+    drain = once(stop_worker)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.open()
@@ -100,13 +107,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             )
             yield
         finally:
-            if worker is not None:
-                worker.stopping.set()
             # NOTE: side by side, so shutdown takes one grace period, not one per consumer.
-            consumers = [intake] if jobs_consumer is None else [intake, jobs_consumer]
-            await asyncio.gather(
-                *(c.stop(timeout=settings.grace_seconds or None) for c in consumers)
-            )
+            # Under `serve` the worker has usually drained already, while HTTP still answered.
+            await asyncio.gather(intake.stop(timeout=settings.grace_seconds or None), drain())
             await broker.stop()
             await recorder.stop(timeout=settings.grace_seconds or None)
             if recording is not None:
@@ -131,6 +134,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.broker = broker
     app.state.ledger = ledger
     app.state.worker = worker
+    # NOTE: on SIGTERM, `serve` runs this before HTTP stops (cli.py): the in-process worker's
+    # steps finish and the rest is handed back while reads and streams still answer.
+    app.state.drain = drain
     app.state.metrics = metrics
     app.include_router(producer_http.router)
     app.include_router(query_http.router)
@@ -142,6 +148,18 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         app.add_middleware(TraceRequests, tracing=tracing)
     install_error_handlers(app)
     return app
+
+
+def once(stop: Callable[[], Awaitable[None]]) -> Callable[[], "asyncio.Future[None]"]:
+    """`stop` started on the first call; every call returns that one run, to await."""
+    started: list[asyncio.Future[None]] = []
+
+    def start() -> "asyncio.Future[None]":
+        if not started:
+            started.append(asyncio.ensure_future(stop()))
+        return started[0]
+
+    return start
 
 
 _UNDECODABLE_BODY = "There was an error parsing the body"
