@@ -15,7 +15,7 @@ REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
 
 
 def final(offset: int, kind: ReplyKind = ReplyKind.DONE) -> Reply:
-    return Reply(offset=offset, seq=3, kind=kind, value="done" if kind is ReplyKind.DONE else "x")
+    return Reply(offset=offset, seq=0, kind=kind, value="done" if kind is ReplyKind.DONE else "x")
 
 
 async def test_done_count_follows_jobs_finishing_in_any_order(tmp_path: Path, amqp_base_url):
