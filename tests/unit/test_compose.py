@@ -23,6 +23,8 @@ def test_compose_stack_is_wired_to_health_and_readiness():
         assert f"127.0.0.1:{port}/ready" in " ".join(service["healthcheck"]["test"])
         assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
         assert service["environment"]["JOBCAST_AMQP_URL"].startswith("amqp://")
+        # the broker is on another host: a shared signing key, never a default one
+        assert service["environment"]["JOBCAST_SIGNING_KEY"].startswith("${JOBCAST_SIGNING_KEY:?")
     assert services["worker"]["environment"]["JOBCAST_WORKER_PORT"] == "8001"
     assert services["worker"]["deploy"]["replicas"] >= 2
     assert "ports" not in services["worker"]  # scalable: no fixed host port
