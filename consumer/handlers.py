@@ -14,6 +14,7 @@ from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
 from contracts.consuming import AroundConsume, Consumer, Message, nothing_around, quietly_nack
 from contracts.errors import BrokerUnavailableError, describe
+from contracts.messages import MAX_REQUEST_BYTES
 from contracts.publishing import dead_letters_via, publish_confirmed, request_reply
 from contracts.signing import HEADER_SIGNATURE
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
@@ -43,6 +44,9 @@ class JobConsumer(Consumer):
     async def handle(self, msg: Message) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
         worker, broker = self.worker, self._broker
+        if len(msg.body) > MAX_REQUEST_BYTES:
+            await self.move_to_dead(msg, f"too large: a job of {len(msg.body)} bytes")
+            return
         signature = (msg.headers or {}).get(HEADER_SIGNATURE)
         if not worker.signer.verify(msg.body, signature):
             # NOTE: no error reply: a job no gateway signed names an offset it does not own.

@@ -19,6 +19,10 @@ MAX_REPLY_BYTES = 1_048_576
 """The largest reply message (its JSON) jobcast stores; a step whose result would make a larger
 one fails its job with that reason, and a larger message on jobcast.replies is dead-lettered."""
 
+MAX_REQUEST_BYTES = 65_536
+"""The largest job or job request message (its JSON): a valid one is far smaller. A larger one
+is refused unparsed (HTTP 413; on the broker, dead-lettered as too large)."""
+
 SEQ_WINDOW = 4096
 """How far ahead of a job's first missing seq a reply may be and still be stored.
 

@@ -21,6 +21,7 @@ from contracts import (
 )
 from contracts.consuming import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from contracts.errors import describe
+from contracts.messages import MAX_REQUEST_BYTES
 from contracts.publishing import BROKER_FAILURES
 from contracts.retrying import while_ledger_down
 from contracts.text import IdempotencyKey
@@ -52,6 +53,10 @@ class Intake(Consumer):
 
     async def handle(self, message: Message) -> None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
+        if len(message.body) > MAX_REQUEST_BYTES:
+            why = f"too large: a job request of {len(message.body)} bytes, over {MAX_REQUEST_BYTES}"
+            await self._refuse(message, why)
+            return
         try:
             request = JobRequest.model_validate_json(message.body)
         except ValidationError as exc:
