@@ -31,6 +31,7 @@ from jobcast.tracing import TraceRequests, setup_tracing
 from jobcast.tracking import broker_middlewares, consuming
 from jobcast.validation import short_errors
 from ledger import open_ledger
+from ledger.postgres import PostgresLedger
 from producer import http as producer_http
 from producer.intake import Intake
 from producer.service import Scheduler
@@ -49,6 +50,12 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     metrics = Metrics()
     tracing = setup_tracing(settings, "jobcast-gateway")
     results = Results(ledger, ReplyHub())
+    # NOTE: on PostgreSQL other gateways store replies too: this one hears of them (LISTEN).
+    listener = (
+        ledger.reply_listener(results.hub.notify, results.hub.ring_all)
+        if isinstance(ledger, PostgresLedger)
+        else None
+    )
     routers = [query_router(results)]
     signing = signer(settings)
     worker = build_worker(settings, signing) if with_worker else None
@@ -89,6 +96,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ledger.open()
+        if listener is not None:
+            listener.start()
         recording = None
         try:
             attach = [jobs.start, intake.start]
@@ -117,6 +126,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             await jobs.close()
             if worker is not None:
                 await worker.replies.close()
+            if listener is not None:
+                await listener.stop()
             await ledger.close()
             if tracing is not None:
                 tracing.shutdown()

@@ -1,6 +1,6 @@
 """The PostgreSQL ledger, for several gateways sharing one database."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from contracts import (
 )
 from contracts.errors import LedgerRejectedError
 from contracts.messages import SEQ_WINDOW
+from ledger.notifications import ReplyListener
 from ledger.records import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -54,7 +55,22 @@ CREATE TABLE IF NOT EXISTS jobcast_replies (
     produced_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
+CREATE OR REPLACE FUNCTION jobcast_reply_stored() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobcast_replies', NEW.job_id::text);
+    RETURN NULL;
+END $$;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'jobcast_reply_stored'
+                   AND tgrelid = 'jobcast_replies'::regclass) THEN
+        CREATE TRIGGER jobcast_reply_stored AFTER INSERT ON jobcast_replies
+            FOR EACH ROW EXECUTE FUNCTION jobcast_reply_stored();
+    END IF;
+END $$;
 """
+"""The trigger wakes followers on every gateway (ledger/notifications.py): whoever stores a
+reply, every listener hears its offset once the transaction commits (PostgreSQL folds the
+identical notifications of one transaction into one)."""
 
 # NOTE: ledgers written before the bookkeeping columns existed get them, filled in from the
 # replies they hold (a job's replies were then recorded in order).
@@ -117,6 +133,13 @@ class PostgresLedger:
             ):
                 await conn.execute(MIGRATION)
             await conn.execute(SCHEMA)
+
+    def reply_listener(
+        self, on_stored: Callable[[int], None], on_connected: Callable[[], None]
+    ) -> ReplyListener:
+        """A listener (start it) calling `on_stored(offset)` whenever any gateway stores a
+        reply, and `on_connected()` on each (re)connect, when notifications may have been missed."""
+        return ReplyListener(self._dsn, on_stored, on_connected)
 
     async def close(self) -> None:
         if self._pool is not None:

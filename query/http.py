@@ -1,5 +1,7 @@
 """The HTTP query side: GET /messages/{offset} and GET /jobs/{offset}."""
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -69,8 +71,34 @@ async def read_messages(
         record = await found.job(offset)
         if record.state in (JobState.DONE, JobState.FAILED):  # nothing newer will ever come
             return [reply.value for reply in record.replies]
-        await found.wait_for(offset, after, timeout=wait)
+        if not await _while_connected(request, found.wait_for(offset, after, timeout=wait)):
+            return []  # the caller went away: nobody reads this answer
     return await found.messages(offset)
+
+
+async def _while_connected(request: Request, waiting: Awaitable[object]) -> bool:
+    """Await `waiting` unless the client goes away first; True if it finished."""
+    # NOTE: a request handler is not cancelled when its client disconnects; without this a
+    # long poll whose caller left would keep its watch (and re-read on every reply) for up
+    # to `wait` seconds.
+    finished = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({finished, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        finished.cancel()
+    if finished.done():
+        finished.result()  # its error, if any (an unknown offset, the ledger down)
+        return True
+    gone.result()  # an error while reading the request (a body over the limit)
+    return False
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone (ASGI `http.disconnect`)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass  # a GET's (empty) body
 
 
 @router.get("/jobs/{offset}", response_model=JobRecord, responses=ERRORS)  # type: ignore[arg-type]

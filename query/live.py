@@ -16,8 +16,8 @@ class Watch:
         """Call before reading the ledger: a reply stored after this rings the bell."""
         self._event.clear()
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait for the bell or `timeout`; True if it rang."""
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the bell (or `timeout`, None: for ever); True if it rang."""
         try:
             async with asyncio.timeout(timeout):
                 await self._event.wait()
@@ -30,10 +30,12 @@ class Watch:
 
 
 class ReplyHub:
-    """Per-offset wake-ups for long polls and streams in this process.
+    """Per-offset wake-ups for the long polls and streams of this gateway.
 
-    Followers arm, read the ledger, then wait; `notify` is called after each commit. Followers
-    also re-read on a short timeout, so replies stored by another gateway reach them too.
+    Followers arm, read the ledger, then wait with no timer: an idle follower costs nothing
+    until it is rung. The recorder rings after each commit (`notify`); on PostgreSQL the
+    listener (ledger/notifications.py) also rings for replies any other gateway stored, and
+    rings everything (`ring_all`) when it (re)connects, for what it could not hear meanwhile.
     """
 
     def __init__(self) -> None:
@@ -43,6 +45,12 @@ class ReplyHub:
         """A reply of `offset` was stored."""
         for watch in self._watches.get(offset, ()):
             watch.ring()
+
+    def ring_all(self) -> None:
+        """Every follower re-reads once: replies may have been stored unheard."""
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.ring()
 
     @contextmanager
     def watch(self, offset: int) -> Iterator[Watch]:

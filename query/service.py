@@ -1,7 +1,7 @@
 """Reading results: the plain code behind GET /messages and GET /jobs."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pydantic import JsonValue
 
@@ -9,12 +9,14 @@ from contracts import JobRecord, Reply
 from ledger import Ledger
 from query.live import ReplyHub
 
-REREAD_SECONDS = 1.0
-"""How often a follower re-reads the ledger even without a wake-up (replies stored elsewhere)."""
-
 
 class Results:
-    """What the query side answers, from the ledger, live."""
+    """What the query side answers, from the ledger, live.
+
+    The ledger shows a job's replies only up to its first missing seq (a reply recorded ahead
+    of one still on its way, by this gateway or another, waits), so every list here is a
+    prefix of the final one and a follower waits for the next seq rather than skip it.
+    """
 
     def __init__(self, ledger: Ledger, hub: ReplyHub) -> None:
         self.ledger = ledger
@@ -39,13 +41,21 @@ class Results:
                 remaining = deadline - loop.time()
                 if newer or remaining <= 0:
                     return newer
-                await watch.wait(min(remaining, REREAD_SECONDS))
+                await watch.wait(remaining)
 
-    async def follow(self, offset: int, after_seq: int = -1) -> AsyncIterator[Reply]:
-        """Every reply after `after_seq`, history first, then live, until the final one."""
-        while True:
-            for reply in await self.wait_for(offset, after_seq, timeout=REREAD_SECONDS * 15):
-                yield reply
-                after_seq = reply.seq
-                if reply.is_final:
-                    return
+    async def follow(self, offset: int, after_seq: int = -1) -> AsyncGenerator[Reply, None]:
+        """Every reply after `after_seq`, history first, then live, until the final one.
+
+        No timer: one ledger read per wake-up, none while nothing is stored. Close (or
+        cancel) the iterator when its reader goes: its watch goes with it.
+        """
+        with self.hub.watch(offset) as watch:
+            while True:
+                watch.arm()
+                for reply in await self.ledger.replies(offset, after_seq):
+                    yield reply
+                    after_seq = reply.seq
+                    if reply.is_final:
+                        return
+                # NOTE: rung by anything stored since arm(), whether that read saw it or not
+                await watch.wait()

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import anyio
@@ -97,27 +97,40 @@ async def _events(
             return
     if ended:
         return
-    async for reply in _until(shutdown, found.follow(offset, after)):
-        yield reply_event(reply)
+    # NOTE: closed explicitly: when sse-starlette closes this generator (a send failed), the
+    # follower inside must end now, not whenever the garbage collector gets to it.
+    async with contextlib.aclosing(_until(shutdown, found.follow(offset, after))) as live:
+        async for reply in live:
+            yield reply_event(reply)
 
 
-async def _until(shutdown: anyio.Event, replies: AsyncIterator[Reply]) -> AsyncIterator[Reply]:
+async def _until(
+    shutdown: anyio.Event, replies: AsyncGenerator[Reply, None]
+) -> AsyncGenerator[Reply, None]:
     """`replies` until the server shuts down; then the stream ends cleanly (not cut off), and
-    the client resumes with Last-Event-ID wherever it reconnects."""
+    the client resumes with Last-Event-ID wherever it reconnects. However this generator ends
+    (the job's end, shutdown, the client gone), `replies` ends with it."""
     stopping = asyncio.ensure_future(shutdown.wait())
+    step: asyncio.Future[Reply] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(replies))
             await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await step
                 return
             try:
                 reply = step.result()
             except StopAsyncIteration:
                 return
+            step = None
             yield reply
     finally:
         stopping.cancel()
+        # NOTE: a client that goes away cancels the task reading this stream while `step`
+        # waits for the next reply; left alone, `step` would go on waiting (and holding its
+        # watch) until the job's next reply. Cancelling it runs the cancellation through the
+        # follower, which ends it; a follower not inside a step is closed instead.
+        if step is not None and not step.done():
+            step.cancel()
+        else:
+            await replies.aclose()
