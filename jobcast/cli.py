@@ -13,7 +13,7 @@ import uvicorn
 
 from contracts import BrokerUnavailableError, LedgerUnavailableError
 from contracts.errors import ConfigurationError
-from jobcast import console, loop
+from jobcast import console, http_limits, loop
 from jobcast.gateway import create_app
 from jobcast.logs import configure_logging
 from jobcast.settings import Settings
@@ -48,6 +48,7 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
         access_log=settings.access_log,
         lifespan="off",
         timeout_graceful_shutdown=int(settings.grace_seconds) or None,
+        **http_limits.server_options(settings),
     )
 
     async def run() -> None:

@@ -62,6 +62,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         65536, ge=1, description="Largest HTTP request body; larger ones get 413."
     )
+    http_max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="Largest HTTP request head (request line and headers); a larger one gets "
+        "431 and its connection is closed.",
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection that has not sent a whole request head this long after it "
+        "opened (or began the request) is closed.",
+    )
+    http_max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open HTTP connections (SSE streams included) per process, at most half "
+        "the open-file limit; beyond it a request gets 503 and Connection: close.",
+    )
     worker_port: int = Field(
         0, ge=0, description="Worker's /health, /ready and /metrics port (0: off)."
     )

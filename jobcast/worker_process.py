@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from jobcast import http_limits
 from jobcast.bootstrap import build_worker, create_broker, job_consumer, signer, start_broker
 from jobcast.metrics import Metrics
 from jobcast.ops import create_ops_app
@@ -75,6 +76,7 @@ class _OpsServer(uvicorn.Server):
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                **http_limits.server_options(settings),
             )
         )
 

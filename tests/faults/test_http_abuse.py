@@ -1,6 +1,8 @@
 """Scenario 9: bad HTTP input gets a clear 4xx, never a 500 or a stack trace, also in a burst."""
 
 import asyncio
+import contextlib
+import time
 from collections import Counter
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 from tests.conftest import Spawner
 from tests.faults.conftest import Cluster
 from tests.support.processes import JobcastProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -210,3 +213,136 @@ async def _raw_post(port: int, header: bytes) -> tuple[int, str]:
         writer.close()
     head, _, text = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), text.decode(errors="replace")
+
+
+# Connections and request heads: bounded in size, in time and in number (real processes)
+
+HEADER_TIMEOUT = 2.0
+HEAD_LIMIT = 16384  # JOBCAST_HTTP_MAX_HEADER_BYTES default
+CONNECTION_LIMIT = 20
+PARTIAL_HEAD = b"GET /health HTTP/1.1\r\nHost: jobcast\r\n"
+
+
+def _limited(spawn: Spawner, env: dict[str, str], command: str, **limits: str) -> JobcastProcess:
+    """`jobcast <command>` with HTTP limits from `limits` (JOBCAST_HTTP_<NAME>), ready."""
+    settings = {f"JOBCAST_HTTP_{name.upper()}": value for name, value in limits.items()}
+    process = spawn(command, {**env, **settings})
+    process.wait_http("/health" if command == "worker" else "/ready")
+    return process
+
+
+@pytest.fixture(params=["gateway", "worker"])
+def impatient(request, spawn: Spawner, jobcast_env: dict[str, str]) -> JobcastProcess:
+    """A gateway, or a worker's ops port, that waits HEADER_TIMEOUT for a request head."""
+    env = jobcast_env
+    if request.param == "worker":  # its ops server answers on JOBCAST_PORT, as a gateway would
+        env = {**jobcast_env, "JOBCAST_WORKER_PORT": jobcast_env["JOBCAST_PORT"]}
+    return _limited(spawn, env, request.param, header_timeout_seconds=str(HEADER_TIMEOUT))
+
+
+async def _open(port: int, first: bytes = b"") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if first:
+        writer.write(first)
+        await writer.drain()
+    return reader, writer
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bytes:
+    """What the server sent before it closed the connection; AssertionError if it did not."""
+    try:
+        return await asyncio.wait_for(reader.read(), within)
+    except ConnectionResetError:
+        return b""
+    except TimeoutError:
+        raise AssertionError(f"the server kept the connection open for {within}s") from None
+
+
+async def _get_health(port: int) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as http:  # a connection of its own
+        return await http.get(f"http://127.0.0.1:{port}/health")
+
+
+async def test_connections_that_never_finish_their_head_are_closed(impatient: JobcastProcess):
+    port = impatient.port
+    silent = [await _open(port) for _ in range(5)]
+    partial = [await _open(port, PARTIAL_HEAD + b"X-Slow: ") for _ in range(5)]
+    opened = time.monotonic()
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        """Slowloris: one more header byte every 0.2 s, never the end of the head."""
+        for _ in range(int(HEADER_TIMEOUT * 3 / 0.2)):
+            if writer.is_closing():
+                return
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"a")
+            await asyncio.sleep(0.2)
+
+    trickling = [asyncio.create_task(trickle(writer)) for _, writer in partial]
+    try:
+        assert (await _get_health(port)).status_code == 200  # meanwhile, others are served
+        for reader, _ in silent + partial:
+            assert await _closed_by_server(reader, within=HEADER_TIMEOUT * 3) == b""
+        assert time.monotonic() - opened >= HEADER_TIMEOUT * 0.9
+    finally:
+        for task in trickling:
+            task.cancel()
+        for _, writer in silent + partial:
+            writer.close()
+    assert (await _get_health(port)).status_code == 200
+    assert "Traceback" not in impatient.log()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_head_over_the_limit_is_refused_and_the_gateway_keeps_answering(gateway):
+    port = gateway.port
+    heads = {
+        "one header just over the limit": PARTIAL_HEAD
+        + b"X-Big: "
+        + b"a" * HEAD_LIMIT
+        + b"\r\n\r\n",
+        "many small headers": PARTIAL_HEAD + b"X-Many: aaaaaaaaaa\r\n" * 1000 + b"\r\n",
+        "a long URL": b"GET /health?" + b"q" * HEAD_LIMIT + b" HTTP/1.1\r\nHost: jobcast\r\n\r\n",
+    }
+    for name, head in heads.items():
+        reader, writer = await _open(port, head)
+        answer = await _closed_by_server(reader, within=10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 431 "), (name, answer[:200])
+        assert b"connection: close" in answer.lower(), name
+        assert str(HEAD_LIMIT).encode() in answer, name
+
+    # 16 MiB of one header value, sent as fast as the gateway takes it: it stops taking it
+    reader, writer = await _open(port, PARTIAL_HEAD + b"X-Huge: ")
+    sent = 0
+    with contextlib.suppress(ConnectionError):
+        while sent < 16 * 1024 * 1024:
+            writer.write(b"a" * 65536)
+            await asyncio.wait_for(writer.drain(), timeout=10)
+            sent += 65536
+    answer = await _closed_by_server(reader, within=10)
+    writer.close()
+    assert sent < 16 * 1024 * 1024, "the gateway read all of a 16 MiB header"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+    assert (await _get_health(port)).status_code == 200
+    assert "Traceback" not in gateway.log()
+
+
+async def test_over_the_connection_limit_a_request_gets_a_clear_503(spawn, jobcast_env):
+    gateway = _limited(spawn, jobcast_env, "gateway", max_connections=str(CONNECTION_LIMIT))
+    idle = [await _open(gateway.port) for _ in range(CONNECTION_LIMIT)]
+    try:
+
+        async def one_more() -> httpx.Response:
+            return await _get_health(gateway.port)
+
+        refused = await eventually(one_more, until=lambda a: a.status_code == 503, timeout=10)
+        assert refused.headers["connection"] == "close"
+        assert refused.headers["retry-after"] == "1"
+        assert "too many" in refused.json()["detail"]
+    finally:
+        for _, writer in idle:
+            writer.close()
+    # once they are gone, the gateway answers again
+    await eventually(one_more, until=lambda a: a.status_code == 200, timeout=10)
