@@ -14,7 +14,18 @@ from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from pydantic import BaseModel
 
 from contracts.errors import BrokerUnavailableError
-from contracts.topology import DEAD_LETTER_EXCHANGE, HEADER_REASON, HEADER_SOURCE
+from contracts.topology import (
+    DEAD_LETTER_BODY_LIMIT,
+    DEAD_LETTER_EXCHANGE,
+    HEADER_DELIVERY_COUNT,
+    HEADER_EXCHANGE,
+    HEADER_ORIGINAL_SIZE,
+    HEADER_REASON,
+    HEADER_ROUTING_KEY,
+    HEADER_SOURCE,
+    HEADER_TRUNCATED,
+    HEADER_USER_ID,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +106,7 @@ class ConfirmedChannel:
 
 async def publish_confirmed(
     broker: RabbitBroker,
-    message: BaseModel | bytes,
+    message: BaseModel | bytes | aio_pika.Message,
     *,
     timeout: float,
     queue: RabbitQueue | None = None,
@@ -106,7 +117,8 @@ async def publish_confirmed(
 ) -> None:
     """Publish persistently and return once RabbitMQ confirmed; BrokerUnavailableError if not.
 
-    A message no queue would take (mandatory, returned) counts as not confirmed.
+    A message no queue would take (mandatory, returned) counts as not confirmed. A ready
+    aio-pika Message goes as it is (its own delivery mode and properties).
     """
     try:
         async with asyncio.timeout(timeout):
@@ -189,25 +201,80 @@ async def copy_to_dead_letters(
     source: RabbitQueue,
     timeout: float = 5.0,
 ) -> bool:
-    """Publish a copy of `raw` to jobcast.dead with the reason in its headers; True once
-    RabbitMQ confirmed it. Settling the original is the caller's part."""
-    headers = {**(raw.headers or {}), HEADER_REASON: reason[:1000], HEADER_SOURCE: source.name}
+    """Publish `dead_letter_copy(raw)` to jobcast.dead; True once RabbitMQ confirmed it.
+    Settling the original is the caller's part."""
+    copy = dead_letter_copy(raw, reason=reason, source=source)
     logger.warning(
-        "dead-lettering message_id=%s from=%s reason=%s", raw.message_id, source.name, reason[:200]
+        "dead-lettering message_id=%s from=%s size=%d reason=%s",
+        raw.message_id,
+        source.name,
+        len(raw.body),
+        reason[:200],
     )
     try:
         await publish_confirmed(
             broker,
-            raw.body,
+            copy,
             exchange=DEAD_LETTER_EXCHANGE,
             routing_key=source.name,
-            headers=headers,
+            # NOTE: FastStream publishes a ready aio-pika Message as it is; the headers go
+            # along too so that its publish middlewares (jobcast_dead_lettered_total) see them.
+            headers=copy.headers,
             message_id=raw.message_id,
             timeout=timeout,
         )
     except BrokerUnavailableError:
         return False
     return True
+
+
+def dead_letter_copy(
+    raw: aio_pika.abc.AbstractIncomingMessage,
+    *,
+    reason: str,
+    source: RabbitQueue,
+    body_limit: int = DEAD_LETTER_BODY_LIMIT,
+) -> aio_pika.Message:
+    """What jobcast.dead gets for `raw`: its properties and headers, where it came from and
+    why, and at most `body_limit` bytes of its body (the headers say if it was cut)."""
+    headers: dict[str, Any] = dict(raw.headers or {})
+    # NOTE: the queue's count, not the copy's: a copy moved back to jobcast.jobs must not
+    # carry it (the worker would take it for deliveries of its own and give up early).
+    delivery_count = headers.pop("x-delivery-count", 0)
+    headers |= {
+        HEADER_REASON: reason[:1000],
+        HEADER_SOURCE: source.name,
+        HEADER_EXCHANGE: raw.exchange or "",
+        HEADER_ROUTING_KEY: raw.routing_key or "",
+        HEADER_DELIVERY_COUNT: delivery_count if _is_count(delivery_count) else 0,
+    }
+    if raw.user_id:
+        # NOTE: never as the user_id property: RabbitMQ checks it against the connection that
+        # publishes the copy, which is jobcast's, and would refuse it.
+        headers[HEADER_USER_ID] = raw.user_id
+    body = raw.body
+    if len(body) > body_limit:
+        headers |= {HEADER_TRUNCATED: True, HEADER_ORIGINAL_SIZE: len(body)}
+        body = body[:body_limit]
+    # NOTE: no expiration: a TTL meant for the live queue would make the dead letter vanish.
+    return aio_pika.Message(
+        body,
+        headers=headers,
+        content_type=raw.content_type,
+        content_encoding=raw.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=raw.message_id,
+        correlation_id=raw.correlation_id,
+        reply_to=raw.reply_to,
+        timestamp=raw.timestamp,
+        type=raw.type,
+        app_id=raw.app_id,
+    )
+
+
+def _is_count(value: object) -> bool:
+    # NOTE: a header from the wire: `type() is int`, since True is an int to Python.
+    return type(value) is int and value >= 0
 
 
 def dead_letters_via(

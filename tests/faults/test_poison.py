@@ -1,10 +1,18 @@
-"""Scenario 6: poison on jobcast.jobs and jobcast.schedule is dead-lettered; the queues move on."""
+"""Scenario 6: poison on jobcast.jobs and jobcast.schedule is dead-lettered; the queues move on.
+
+A poison body over DEAD_LETTER_BODY_LIMIT lands cut to that limit, its headers saying so."""
 
 import aio_pika
 import orjson
 import pytest
 
-from contracts.topology import JOBS_QUEUE, SCHEDULE_QUEUE
+from contracts.topology import (
+    DEAD_LETTER_BODY_LIMIT,
+    HEADER_ORIGINAL_SIZE,
+    HEADER_TRUNCATED,
+    JOBS_QUEUE,
+    SCHEDULE_QUEUE,
+)
 from tests.faults.conftest import Cluster
 from tests.support.waiting import eventually
 
@@ -98,7 +106,13 @@ async def test_poison_is_dead_lettered_with_a_reason_and_the_queues_keep_moving(
     assert sorted(dead) == sorted(poisoned), "each poison message dead-lettered exactly once"
     for message_id, body in poisoned.items():
         taken = dead[message_id]
-        assert taken.body == body, f"{message_id}: body changed on the way to jobcast.dead"
+        if len(body) > DEAD_LETTER_BODY_LIMIT:
+            assert taken.body == body[:DEAD_LETTER_BODY_LIMIT], f"{message_id}: not cut"
+            assert taken.headers[HEADER_TRUNCATED] is True
+            assert taken.headers[HEADER_ORIGINAL_SIZE] == len(body)
+        else:
+            assert taken.body == body, f"{message_id}: body changed on the way to jobcast.dead"
+            assert HEADER_TRUNCATED not in taken.headers
         assert taken.source == message_id.split(":")[0]
         assert taken.reason, f"{message_id} dead-lettered without a reason"
     assert "invalid job" in dead[f"{JOBS_QUEUE.name}:malformed"].reason

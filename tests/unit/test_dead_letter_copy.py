@@ -1,0 +1,100 @@
+"""What jobcast.dead gets for a message jobcast gives up on: traceable, and bounded in size."""
+
+import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import aio_pika
+
+from contracts.publishing import dead_letter_copy
+from contracts.topology import (
+    DEAD_LETTER_BODY_LIMIT,
+    HEADER_DELIVERY_COUNT,
+    HEADER_ORIGINAL_SIZE,
+    HEADER_REASON,
+    HEADER_SOURCE,
+    HEADER_TRUNCATED,
+    HEADER_USER_ID,
+    JOBS_QUEUE,
+)
+
+
+def delivered(body: bytes, **properties: Any) -> Any:
+    """A stand-in for an aio-pika IncomingMessage: its properties, nothing more."""
+    fields: dict[str, Any] = {
+        "headers": {},
+        "exchange": "",
+        "routing_key": JOBS_QUEUE.name,
+        "content_type": None,
+        "content_encoding": None,
+        "message_id": "m-1",
+        "correlation_id": None,
+        "reply_to": None,
+        "timestamp": None,
+        "type": None,
+        "app_id": None,
+        "user_id": None,
+        "expiration": None,
+    }
+    return SimpleNamespace(body=body, **(fields | properties))
+
+
+def copy_of(message: Any) -> aio_pika.Message:
+    return dead_letter_copy(message, reason="invalid job: nope", source=JOBS_QUEUE)
+
+
+def test_a_body_at_the_limit_is_kept_whole_one_byte_more_is_cut():
+    whole = copy_of(delivered(b"x" * DEAD_LETTER_BODY_LIMIT))
+    assert len(whole.body) == DEAD_LETTER_BODY_LIMIT
+    assert HEADER_TRUNCATED not in whole.headers
+
+    cut = copy_of(delivered(b"x" * (DEAD_LETTER_BODY_LIMIT + 1)))
+    assert len(cut.body) == DEAD_LETTER_BODY_LIMIT
+    assert cut.headers[HEADER_TRUNCATED] is True
+    assert cut.headers[HEADER_ORIGINAL_SIZE] == DEAD_LETTER_BODY_LIMIT + 1
+
+
+def test_the_copy_is_persistent_and_traceable():
+    at = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
+    copy = copy_of(
+        delivered(
+            b"{}",
+            correlation_id="c",
+            reply_to="r",
+            timestamp=at,
+            app_id="a",
+            type="t",
+            content_type="application/json",
+            headers={"tenant": "acme"},
+        )
+    )
+    assert copy.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert (copy.message_id, copy.correlation_id, copy.reply_to) == ("m-1", "c", "r")
+    assert (copy.timestamp, copy.app_id, copy.type) == (at, "a", "t")
+    assert copy.content_type == "application/json"
+    assert copy.headers["tenant"] == "acme"
+    assert copy.headers[HEADER_REASON] == "invalid job: nope"
+    assert copy.headers[HEADER_SOURCE] == JOBS_QUEUE.name
+
+
+def test_what_would_break_the_copy_or_a_requeue_is_left_out():
+    copy = copy_of(
+        delivered(b"{}", user_id="worker", expiration=5, headers={"x-delivery-count": 3})
+    )
+    assert copy.user_id is None
+    assert copy.headers[HEADER_USER_ID] == "worker"
+    assert copy.expiration is None
+    # a copy moved back to jobcast.jobs starts with no deliveries of its own
+    assert "x-delivery-count" not in copy.headers
+    assert copy.headers[HEADER_DELIVERY_COUNT] == 3
+
+
+def test_a_hostile_delivery_count_reads_as_zero():
+    for hostile in ("3", True, -1, 2.5, [1]):
+        copy = copy_of(delivered(b"{}", headers={"x-delivery-count": hostile}))
+        assert copy.headers[HEADER_DELIVERY_COUNT] == 0
+
+
+def test_a_long_reason_is_cut():
+    copy = dead_letter_copy(delivered(b"{}"), reason="r" * 10_000, source=JOBS_QUEUE)
+    assert len(copy.headers[HEADER_REASON]) == 1000
