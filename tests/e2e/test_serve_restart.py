@@ -3,12 +3,14 @@ while the in-process worker drains, and a follower started before the restart se
 through to `done` once the service is back, however long it was down."""
 
 import asyncio
+import subprocess
 import time
 
 import httpx
 import pytest
 
 from client import JobcastClient, Reply
+from tests.support.processes import JOBCAST
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -69,3 +71,23 @@ async def test_serve_answers_while_draining_and_a_follower_sees_the_restart_thro
 async def _values(http: httpx.AsyncClient, offset: int) -> list[object]:
     answer = await http.get(f"/messages/{offset}")
     return list(answer.json()) if answer.status_code == 200 else []
+
+
+async def test_watch_gives_up_only_when_its_timeout_says_so(spawn, jobcast_env):
+    # NOTE: a gateway without a worker: the job stays queued, so only the timeout ends the watch
+    gateway = spawn("gateway", jobcast_env, name="gateway")
+    gateway.wait_http()
+    async with JobcastClient(gateway.url) as client:
+        offset = await client.schedule(fn="default_fn", deployment="Docker", framework="FastAPI")
+    began = time.monotonic()
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [*JOBCAST, "watch", str(offset), "--timeout", "2", "--url", gateway.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 5, run.stderr
+    assert f"offset {offset}: no final reply within 2.0s" in run.stderr
+    assert 2 <= time.monotonic() - began < 20
