@@ -6,6 +6,7 @@ import aio_pika
 import orjson
 import pytest
 
+from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
 from contracts.topology import (
     DEAD_LETTER_BODY_LIMIT,
     HEADER_ORIGINAL_SIZE,
@@ -19,6 +20,7 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.faults
 
 HUGE = 2 * 1024 * 1024
+GATEWAY = Signer(DEVELOPMENT_KEY)  # the cluster's processes run with the development key
 
 POISON = {
     "malformed": b'{"offset": 1, "request": {"fn": ',
@@ -39,11 +41,15 @@ async def _publish_poison(url: str) -> None:
         channel = await connection.channel()
         for queue, messages in ((JOBS_QUEUE, POISON), (SCHEDULE_QUEUE, SCHEDULE_POISON)):
             for kind, body in messages.items():
+                # NOTE: jobs signed as a broken gateway would (unsigned ones are refused before
+                # they are read, tests/faults/test_hostile_publisher.py)
+                signed = {HEADER_SIGNATURE: GATEWAY.sign(body)} if queue is JOBS_QUEUE else {}
                 await channel.default_exchange.publish(
                     aio_pika.Message(
                         body,
                         message_id=f"{queue.name}:{kind}",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        headers=signed,
                     ),
                     routing_key=queue.name,
                 )
@@ -116,4 +122,6 @@ async def test_poison_is_dead_lettered_with_a_reason_and_the_queues_keep_moving(
         assert taken.source == message_id.split(":")[0]
         assert taken.reason, f"{message_id} dead-lettered without a reason"
     assert "invalid job" in dead[f"{JOBS_QUEUE.name}:malformed"].reason
+    for queue in (JOBS_QUEUE, SCHEDULE_QUEUE):  # refused unparsed
+        assert dead[f"{queue.name}:huge"].reason.startswith("too large"), queue.name
     assert "invalid job request" in dead[f"{SCHEDULE_QUEUE.name}:wrong-schema"].reason

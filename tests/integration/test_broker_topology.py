@@ -50,6 +50,7 @@ async def test_jobs_run_to_done_on_each_ledger(serve):
         "ready": True,
         "broker": True,
         "ledger": True,
+        "recording": True,
         "accepting_jobs": True,
     }
 
