@@ -12,9 +12,7 @@ def reply(seq: int, kind: ReplyKind = ReplyKind.RESULT, offset: int = 7) -> Repl
 
 
 RUNNING = JobView(JobState.RUNNING, next_seq=2, max_seq=1)
-ENDED = JobView(
-    JobState.DONE, next_seq=4, max_seq=3, final_seq=3, final_kind=ReplyKind.DONE
-)
+ENDED = JobView(JobState.DONE, next_seq=4, max_seq=3, final_seq=3, final_kind=ReplyKind.DONE)
 
 
 def test_the_next_reply_of_a_running_job_is_accepted():
@@ -48,8 +46,10 @@ def test_a_reply_far_beyond_what_pipelining_allows_is_refused():
 def test_every_refusal_says_why_with_offset_and_seq():
     for outcome in StoreOutcome:
         if outcome.refused:
-            assert "7" in outcome.reason(reply(5)) and "5" in outcome.reason(reply(5))
-    assert not StoreOutcome.STORED.refused and not StoreOutcome.DUPLICATE.refused
+            assert "7" in outcome.reason(reply(5))
+            assert "5" in outcome.reason(reply(5))
+    assert not StoreOutcome.STORED.refused
+    assert not StoreOutcome.DUPLICATE.refused
 
 
 def test_a_reply_in_order_moves_the_prefix_on():
@@ -73,7 +73,8 @@ def test_closing_the_gap_moves_the_prefix_past_what_was_stored_ahead():
 
 def test_a_job_ends_when_its_final_reply_joins_the_prefix_not_when_it_is_stored():
     early_done = after_storing(RUNNING, reply(3, ReplyKind.DONE))
-    assert early_done.state is JobState.RUNNING and early_done.final_seq == 3
+    assert early_done.state is JobState.RUNNING
+    assert early_done.final_seq == 3
     done = after_storing(early_done, reply(2), stored_above=[3])
     assert (done.state, done.next_seq) == (JobState.DONE, 4)
 
