@@ -9,12 +9,10 @@ import httpx
 import orjson
 import pytest
 
+from harness.processes import JobcastProcess
 from tests.conftest import Spawner
 from tests.faults.conftest import Cluster
-from tests.support.processes import JobcastProcess
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 GOOD = {"deployment": "Docker", "framework": "FastAPI", "fn": "counted"}
 LIMIT = 64 * 1024  # JOBCAST_MAX_BODY_BYTES default
@@ -244,7 +242,10 @@ async def _open(port: int, first: bytes = b"") -> tuple[asyncio.StreamReader, as
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     if first:
         writer.write(first)
-        await writer.drain()
+        # NOTE: a server that refuses the head may close before it has read all of it; what
+        # it answered is still there to read.
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
     return reader, writer
 
 
