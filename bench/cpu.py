@@ -16,11 +16,16 @@ import uvloop
 
 from bench import workloads as w
 from bench.systems import Jobcast, PikaBaseline
+from harness.processes import Process
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+def _ps(process: Process) -> psutil.Process:
+    return psutil.Process(process.pid)
 
 
 def _broker() -> psutil.Process | None:
@@ -58,7 +63,7 @@ async def measure(jobs: int) -> str:
             assert jobcast.gateway is not None
             assert jobcast.worker is not None
             rows["jobcast"] = await _per_job(
-                {"gateway": jobcast.gateway.ps, "worker": jobcast.worker.ps},
+                {"gateway": _ps(jobcast.gateway), "worker": _ps(jobcast.worker)},
                 lambda n: w.w1_amqp_jobcast(jobcast, n),
                 jobs,
             )
@@ -75,7 +80,7 @@ async def measure(jobs: int) -> str:
                 return rate
 
             rows["aio-pika"] = await _per_job(
-                {"recorder": pika.recorder.ps, "worker": pika.worker.ps}, run_pika, jobs
+                {"recorder": _ps(pika.recorder), "worker": _ps(pika.worker)}, run_pika, jobs
             )
         finally:
             pika.stop()

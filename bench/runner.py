@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from bench import workloads as w
-from bench.harness import RssSampler
+from bench.memory import RssSampler
 from bench.plan import Plan
 from bench.systems import FastapiExample, Jobcast, PikaBaseline
 

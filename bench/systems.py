@@ -11,7 +11,10 @@ from pathlib import Path
 import httpx
 
 from bench.baselines import pika_pipeline
-from bench.harness import Process, Vhost, free_port, python
+from harness.broker import Vhost, base_url
+from harness.processes import JobcastProcess, Process, free_port, python
+
+BASE_URL = base_url("BENCH_AMQP_URL")
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
@@ -20,7 +23,7 @@ class Jobcast:
     """`jobcast gateway` plus `jobcast worker` processes on a SQLite ledger."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.vhost = Vhost("jobcast")
+        self.vhost = Vhost(BASE_URL, "bench-jobcast")
         self.run_dir = run_dir
         self.ledger_path = run_dir / "ledger.db"
         self.port = free_port()
@@ -32,18 +35,16 @@ class Jobcast:
             "JOBCAST_STEP_SECONDS": "0",
             "JOBCAST_LOG_FORMAT": "text",
         }
-        self.gateway: Process | None = None
-        self.worker: Process | None = None
+        self.gateway: JobcastProcess | None = None
+        self.worker: JobcastProcess | None = None
         self._workers = 0
         self._reader: sqlite3.Connection | None = None
         self._settled_below = 0
         self._done_below = 0
 
     def start_gateway(self) -> None:
-        self.gateway = Process(
-            "jobcast-gateway", python("-m", "jobcast", "gateway"), self.env, self.run_dir
-        )
-        self.gateway.wait_http(self.http_url + "/ready")
+        self.gateway = JobcastProcess("gateway", self.env, self.run_dir, "jobcast-gateway")
+        self.gateway.start().wait_http("/ready")
 
     def start_worker(self, **settings: str) -> None:
         """(Re)start the one worker with extra JOBCAST_ settings (e.g. step_seconds="0.1")."""
@@ -51,10 +52,8 @@ class Jobcast:
             self.worker.stop()
         env = {**self.env, **{f"JOBCAST_{k.upper()}": v for k, v in settings.items()}}
         self._workers += 1
-        self.worker = Process(
-            f"jobcast-worker-{self._workers}", python("-m", "jobcast", "worker"), env, self.run_dir
-        )
-        self.worker.wait_log("worker consuming")
+        self.worker = JobcastProcess("worker", env, self.run_dir, f"jobcast-worker-{self._workers}")
+        self.worker.start().wait_log("worker consuming")
 
     def done_count(self) -> int:
         """Jobs whose done reply is committed in the ledger, i.e. readable on GET /messages."""
@@ -114,7 +113,7 @@ class PikaBaseline:
     """The aio-pika pipeline: a worker process and a recorder process."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.vhost = Vhost("pika")
+        self.vhost = Vhost(BASE_URL, "bench-pika")
         self.run_dir = run_dir
         self.recorder = Process(
             "pika-recorder",
@@ -122,7 +121,7 @@ class PikaBaseline:
             {},
             run_dir,
             pipe_stdout=True,
-        )
+        ).start()
         self._expect_ready(self.recorder)
         self.worker: Process | None = None
         self.start_worker()
@@ -141,7 +140,7 @@ class PikaBaseline:
             {"BENCH_STEP_SECONDS": str(step_seconds)},
             self.run_dir,
             pipe_stdout=True,
-        )
+        ).start()
         self._expect_ready(self.worker)
 
     @staticmethod
@@ -207,8 +206,8 @@ class FastapiExample:
             ),
             {},
             run_dir,
-        )
-        self.server.wait_http(self.http_url + "/_bench/done")
+        ).start()
+        self.server.wait_url(self.http_url + "/_bench/done")
         self._http = httpx.Client(base_url=self.http_url)
 
     def done_count(self) -> int:

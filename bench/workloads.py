@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import orjson
 
 from bench.clients import JOB, AmqpSubmitter, http_client, post_all
-from bench.harness import RssSampler
+from bench.memory import RssSampler
 from bench.systems import JOBS_QUEUE, FastapiExample, Jobcast, PikaBaseline
 
 SCHEDULE_QUEUE = "jobcast.schedule"

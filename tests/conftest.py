@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.broker import Vhost, base_url, reachable
+from harness.processes import JobcastProcess, free_port
 from ledger import Ledger, open_ledger
-from tests.support.broker import Vhost, base_url, reachable
 from tests.support.database import PostgresDatabase
-from tests.support.processes import JobcastProcess, free_port
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def amqp_base_url() -> Iterator[str]:
         shutil.which("docker")
         and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
     ):
-        from testcontainers.rabbitmq import RabbitMqContainer  # type: ignore[import-not-found]
+        from testcontainers.community.rabbitmq import RabbitMqContainer
 
         with RabbitMqContainer("rabbitmq:3.13-management") as container:
             params = container.get_connection_params()
@@ -122,6 +122,27 @@ class Spawner:
     def stop_all(self) -> None:
         for process in self.started:
             process.stop()
+
+
+MARKERS_BY_FOLDER = {
+    "integration": ("integration",),
+    "e2e": ("e2e",),
+    "faults": ("faults",),
+    # NOTE: the bench's tests start jobcast's real processes too: `-m "not e2e"` leaves them out.
+    "bench": ("bench", "e2e"),
+}
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by the folder it is in (tests/faults/... is `faults`), so that no test
+    file has to remember its own marker."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        folder = item.path.relative_to(TESTS).parts[0]
+        for name in MARKERS_BY_FOLDER.get(folder, ()):
+            item.add_marker(name)
 
 
 def pytest_report_header() -> str:

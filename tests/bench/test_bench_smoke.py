@@ -5,10 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 ROWS = (
     "W1 over AMQP",
     "W1 over HTTP",

@@ -3,13 +3,9 @@ jobs finish: out of order, failed, or scheduled between two counts."""
 
 from pathlib import Path
 
-import pytest
-
 from bench.systems import Jobcast
 from contracts import JobRequest, Reply, ReplyKind
 from ledger import open_ledger
-
-pytestmark = pytest.mark.e2e
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
 

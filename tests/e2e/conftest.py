@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.processes import JobcastProcess
+from harness.processes import JobcastProcess
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import subprocess
 import orjson
 import pytest
 
-from tests.support.processes import JOBCAST, free_port
-
-pytestmark = pytest.mark.e2e
+from harness.processes import JOBCAST, free_port
 
 
 def jobcast(

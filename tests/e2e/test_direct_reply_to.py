@@ -5,9 +5,6 @@ import uuid
 
 import aio_pika
 import orjson
-import pytest
-
-pytestmark = pytest.mark.e2e
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"

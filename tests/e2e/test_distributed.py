@@ -10,8 +10,6 @@ import pytest
 
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.e2e
-
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 DONE = ["result1", "result2", "result3", "done"]
 

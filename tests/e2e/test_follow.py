@@ -11,8 +11,6 @@ from contracts import ReplyKind, UnknownOffsetError
 from tests.e2e.sse import read_events
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.e2e
-
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 DONE = ["result1", "result2", "result3", "done"]
 

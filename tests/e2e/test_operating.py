@@ -6,14 +6,11 @@ import subprocess
 
 import httpx
 import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.broker import Vhost
-from tests.support.processes import JOBCAST, free_port
+from harness.broker import Vhost
+from harness.processes import JOBCAST, free_port
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.e2e
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 DONE = ["result1", "result2", "result3", "done"]

@@ -1,11 +1,8 @@
 """The README's curl session, against `jobcast serve` as a subprocess."""
 
 import httpx
-import pytest
 
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.e2e
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 

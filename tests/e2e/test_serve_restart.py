@@ -7,13 +7,10 @@ import subprocess
 import time
 
 import httpx
-import pytest
 
 from client import JobcastClient, Reply
-from tests.support.processes import JOBCAST
+from harness.processes import JOBCAST
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.e2e
 
 STEP_SECONDS = 3.0
 """default_fn's three steps take this long each: SIGTERM lands in the middle of one."""

@@ -9,8 +9,6 @@ from tests.support.waiting import eventually
 
 pytest.importorskip("opentelemetry.sdk.trace", reason="the otel extra is not installed")
 
-pytestmark = pytest.mark.e2e
-
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}

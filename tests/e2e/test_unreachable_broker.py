@@ -2,9 +2,7 @@
 
 import pytest
 
-from tests.support.processes import free_port
-
-pytestmark = pytest.mark.e2e
+from harness.processes import free_port
 
 
 @pytest.mark.parametrize("command", ["worker", "gateway", "serve"])

@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.support.broker import reachable
-from tests.support.processes import free_port
+from harness.broker import rabbitmqctl, reachable
+from harness.processes import free_port
 
 # NOTE: rabbitmqctl picks its own distribution port in 35672-35682 (the default dist port
 # + 10000); a node port in that range would collide with any CLI call on the machine.
@@ -126,19 +126,13 @@ class RabbitNode:
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """rabbitmqctl against this node; raises with its output if it fails."""
-        done = subprocess.run(
-            [str(self.scripts / "rabbitmqctl"), "-n", self.name, *args],
+        return rabbitmqctl(
+            *args,
+            executable=str(self.scripts / "rabbitmqctl"),
+            node=self.name,
             env=self._env(server=False),
-            capture_output=True,
             timeout=timeout,
-            check=False,
         )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"rabbitmqctl {' '.join(args)} failed ({done.returncode}):\n"
-                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
-            )
-        return done.stdout.decode(errors="replace")
 
     # -- the faults ----------------------------------------------------------------------
 

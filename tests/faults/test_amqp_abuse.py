@@ -10,11 +10,9 @@ import orjson
 import pytest
 
 from contracts.topology import DEAD_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
+from harness.processes import JobcastProcess
 from tests.conftest import Spawner
-from tests.support.processes import JobcastProcess
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 GOOD = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}

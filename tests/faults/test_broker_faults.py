@@ -5,14 +5,11 @@ import time
 import aio_pika
 import httpx
 import orjson
-import pytest
 
 from contracts.topology import SCHEDULE_QUEUE
 from tests.faults.checker import Checker
 from tests.faults.conftest import Cluster
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 JOBS = 12
 QUEUES_CONSUMED = {

@@ -7,12 +7,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from contracts.topology import JOBS_QUEUE
+from harness.processes import JobcastProcess
 from tests.faults.checker import FINAL
 from tests.faults.conftest import Cluster
-from tests.support.processes import JobcastProcess
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 CAP = 2
 

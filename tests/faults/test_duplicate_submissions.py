@@ -5,12 +5,9 @@ import asyncio
 import aio_pika
 import httpx
 import orjson
-import pytest
 
 from contracts.topology import SCHEDULE_QUEUE
 from tests.faults.conftest import Cluster
-
-pytestmark = pytest.mark.faults
 
 REQUEST = {"deployment": "faults", "framework": "retry", "fn": "counted"}
 

@@ -4,12 +4,8 @@ import itertools
 from collections import defaultdict
 from datetime import datetime
 
-import pytest
-
 from contracts.topology import JOBS_QUEUE
 from tests.faults.conftest import Cluster
-
-pytestmark = pytest.mark.faults
 
 ATTEMPTS = 3  # JOBCAST_STEP_ATTEMPTS in fault_env
 INITIAL_BACKOFF = 0.2  # JOBCAST_RETRY_INITIAL_SECONDS

@@ -1,12 +1,8 @@
 """Scenario 5: the gateway is stopped (SIGTERM) and killed (kill -9) while replies flow."""
 
-import pytest
-
 from tests.faults.checker import Checker
 from tests.faults.conftest import Cluster
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 JOBS = 12
 

@@ -9,14 +9,11 @@ with all its steps; recording never stops and /ready stays green.
 
 import httpx
 import orjson
-import pytest
 
 from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
 from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
 from tests.faults.conftest import Cluster
 from tests.faults.pipelines import COUNTED_VALUES
-
-pytestmark = pytest.mark.faults
 
 FORGED = "FORGED"
 WORKER = Signer(DEVELOPMENT_KEY)  # the cluster's processes run with the development key

@@ -4,7 +4,6 @@ A poison body over DEAD_LETTER_BODY_LIMIT lands cut to that limit, its headers s
 
 import aio_pika
 import orjson
-import pytest
 
 from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
 from contracts.topology import (
@@ -16,8 +15,6 @@ from contracts.topology import (
 )
 from tests.faults.conftest import Cluster
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 HUGE = 2 * 1024 * 1024
 GATEWAY = Signer(DEVELOPMENT_KEY)  # the cluster's processes run with the development key

@@ -13,8 +13,6 @@ from tests.faults.conftest import Cluster
 from tests.faults.postgres_node import PostgresNode
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.faults
-
 JOBS = 12
 
 

@@ -5,13 +5,11 @@ import asyncio
 
 import pytest
 
+from harness.processes import JobcastProcess
 from tests.faults.checker import FINAL
 from tests.faults.conftest import Cluster
 from tests.faults.pipelines import LONG_STEPS, LONG_VALUES
-from tests.support.processes import JobcastProcess
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 CAP = 3
 """JOBCAST_MAX_DELIVERIES here: far fewer than the restarts, so counting hand-backs as crashes

@@ -14,13 +14,11 @@ import httpx
 import orjson
 import pytest
 
+from harness.processes import free_port
 from tests.faults.checker import Checker
 from tests.faults.conftest import Cluster
 from tests.faults.pipelines import COUNTED_VALUES
 from tests.faults.postgres_node import PostgresNode
-from tests.support.processes import free_port
-
-pytestmark = pytest.mark.faults
 
 JOBS_PER_GATEWAY = 20
 FOLLOWERS_PER_JOB_AND_GATEWAY = 4  # 2 gateways x 40 jobs x 4 = 320 SSE followers

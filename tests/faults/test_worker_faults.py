@@ -2,15 +2,11 @@
 
 from collections import defaultdict
 
-import pytest
-
+from harness.processes import JobcastProcess
 from tests.faults.checker import Checker, Verdict
 from tests.faults.conftest import Cluster
 from tests.faults.pipelines import COUNTED_VALUES
-from tests.support.processes import JobcastProcess
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 JOBS = 16
 CONCURRENCY = 4  # JOBCAST_WORKER_CONCURRENCY in fault_env: jobs one worker runs at once

@@ -2,13 +2,10 @@
 is stopped, green again once it is back, and /health stays green throughout."""
 
 import httpx
-import pytest
 
+from harness.processes import free_port
 from tests.faults.conftest import Cluster
-from tests.support.processes import free_port
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.faults
 
 
 async def _status(http: httpx.AsyncClient, url: str) -> int:

@@ -12,8 +12,6 @@ from jobcast.gateway import create_app
 from jobcast.settings import Settings
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.integration
-
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
 

@@ -39,12 +39,10 @@ from contracts.topology import (
     declare_topology,
     reply_key,
 )
+from harness.broker import Vhost
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
-from tests.support.broker import Vhost
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.integration
 
 TEN_MB = 10 * 1024 * 1024
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}

@@ -18,10 +18,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from contracts import Reply, ReplyKind
+from harness.processes import free_port
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
 from query.service import Results
-from tests.support.processes import free_port
 from tests.support.waiting import eventually
 
 JOB = {"deployment": "followers", "framework": "tests", "fn": "default_fn"}

@@ -17,8 +17,6 @@ from contracts.messages import utcnow
 from ledger import StoreOutcome, open_ledger
 from ledger.base import progress
 
-pytestmark = pytest.mark.integration
-
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
 
 

@@ -6,8 +6,6 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from contracts import BrokerUnavailableError, Progress, ProgressQuery
 from contracts.publishing import request_reply
 
-pytestmark = pytest.mark.integration
-
 QUESTIONS = RabbitQueue("test.progress", auto_delete=True)
 
 

@@ -8,8 +8,6 @@ from jobcast.settings import Settings
 from tests.integration import rendezvous_pipelines
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize("concurrency", [5, 64])
 async def test_steps_of_different_jobs_run_at_the_same_time(amqp_url, sqlite_url, concurrency):

@@ -1,1 +1,2 @@
-"""Shared test helpers: the real broker, throwaway vhosts and databases, jobcast processes."""
+"""Test-only helpers: databases per test and waiting with deadlines (processes, ports, vhosts
+and rabbitmqctl are in `harness/`, shared with the bench)."""
