@@ -8,6 +8,7 @@ import pytest
 from consumer.pipelines import Pipeline, StepContext
 from consumer.runner import Outcome, RetryPolicy, backoff_seconds, run_job
 from contracts import Job, JobRequest, PermanentStepError, Progress, Reply, ReplyKind
+from tests.support.waiting import eventually
 
 FAST = RetryPolicy(attempts=3, initial_seconds=0, max_seconds=0)
 
@@ -169,7 +170,11 @@ async def test_replies_are_pipelined_and_the_run_ends_only_once_all_are_confirme
 
     pipeline, _ = counting()
     running = asyncio.ensure_future(run_job(job(), pipeline, publish, retry=FAST))
-    await asyncio.sleep(0.05)
+
+    async def on_their_way() -> list[int]:
+        return started
+
+    await eventually(on_their_way, until=lambda s: len(s) >= 4, timeout=5, what="4 replies out")
     assert started == [0, 1, 2, 3]  # every reply on its way, in seq order, none confirmed
     assert not running.done()  # so the job cannot be acknowledged yet
     confirm.set()
