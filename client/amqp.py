@@ -1,29 +1,39 @@
-"""The client's AMQP transport: schedule over jobcast.schedule (RPC), follow reply.<offset>."""
+"""The client's AMQP transport: schedule over jobcast.schedule (RPC), follow reply.<offset>.
+
+aio-pika is imported when the transport is made, not with the client: a service that follows
+jobs over HTTP only loads no broker library (tests/unit/test_layers.py says so).
+"""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aio_pika
-import aiormq
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from client.errors import ScheduleRejectedError
 from contracts import BrokerUnavailableError, JobAccepted, JobRequest, Reply, ScheduleRejected
-from contracts.topology import REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
+from contracts.topology import DIRECT_REPLY_TO, REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-"""RabbitMQ's pseudo-queue for RPC answers: no queue to declare or delete."""
-
-_BROKER_FAILURES = (OSError, aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPException)
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 
 class AmqpTransport:
     """One connection to RabbitMQ, opened on first use."""
 
     def __init__(self, amqp_url: str, timeout: float = 10.0) -> None:
+        import aio_pika
+        import aiormq
+
+        self._aio_pika = aio_pika
+        # NOTE: the broker-is-gone exceptions of messaging/connection.py (BROKER_FAILURES),
+        # written here again because the client depends on contracts only.
+        self._failures: tuple[type[BaseException], ...] = (
+            aiormq.exceptions.AMQPError,
+            aiormq.exceptions.ChannelInvalidStateError,
+            OSError,
+        )
         self._url = amqp_url
         self._timeout = timeout
         self._connection: AbstractRobustConnection | None = None
@@ -33,11 +43,13 @@ class AmqpTransport:
             await self._connection.close()
             self._connection = None
 
-    async def _connect(self) -> AbstractRobustConnection:
+    async def _connect(self) -> "AbstractRobustConnection":
         if self._connection is None:
             try:
-                self._connection = await aio_pika.connect_robust(self._url, timeout=self._timeout)
-            except _BROKER_FAILURES as exc:
+                self._connection = await self._aio_pika.connect_robust(
+                    self._url, timeout=self._timeout
+                )
+            except self._failures as exc:
                 where = urlsplit(self._url).netloc.split("@")[-1]
                 raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc!r}") from exc
         return self._connection
@@ -45,6 +57,7 @@ class AmqpTransport:
     async def schedule(self, request: JobRequest, idempotency_key: str | None) -> JobAccepted:
         """Publish the request on jobcast.schedule and wait for its {"offset": n}."""
         connection = await self._connect()
+        aio_pika = self._aio_pika
         correlation_id = uuid.uuid4().hex
         try:
             async with connection.channel(publisher_confirms=True) as channel:
@@ -72,7 +85,7 @@ class AmqpTransport:
             raise BrokerUnavailableError(
                 f"no answer on {SCHEDULE_QUEUE.name} within {self._timeout}s"
             ) from exc
-        except _BROKER_FAILURES as exc:
+        except self._failures as exc:
             raise BrokerUnavailableError(f"scheduling over AMQP failed: {exc!r}") from exc
         return _accepted(answer.body)
 
@@ -82,7 +95,7 @@ class AmqpTransport:
         connection = await self._connect()
         replies: asyncio.Queue[Reply] = asyncio.Queue()
 
-        async def on_reply(message: AbstractIncomingMessage) -> None:
+        async def on_reply(message: "AbstractIncomingMessage") -> None:
             replies.put_nowait(Reply.model_validate_json(message.body))
 
         try:
@@ -90,7 +103,7 @@ class AmqpTransport:
             queue = await channel.declare_queue(exclusive=True, auto_delete=True)
             await queue.bind(REPLIES_EXCHANGE.name, routing_key=reply_key(offset))
             await queue.consume(on_reply, no_ack=True)
-        except _BROKER_FAILURES as exc:
+        except self._failures as exc:
             raise BrokerUnavailableError(
                 f"cannot subscribe to {reply_key(offset)}: {exc!r}"
             ) from exc

@@ -1,6 +1,6 @@
 """The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply.
 
-On aio-pika directly (contracts/consuming.py): every job passes through here."""
+On aio-pika directly (messaging/consumer.py): every job passes through here."""
 
 import asyncio
 import logging
@@ -12,12 +12,14 @@ from consumer.deliveries import crashes, hand_back_headers, handed_back
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
-from contracts.consuming import AroundConsume, Consumer, Message, nothing_around, quietly_nack
 from contracts.errors import BrokerUnavailableError, describe
+from contracts.headers import HEADER_SIGNATURE
 from contracts.messages import MAX_REQUEST_BYTES
-from contracts.publishing import dead_letters_via, publish_confirmed, request_reply
-from contracts.signing import HEADER_SIGNATURE
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
+from messaging.consumer import AroundConsume, Consumer, Message, nothing_around, quietly_nack
+from messaging.dead_letters import dead_letters_via
+from messaging.publishing import publish_confirmed
+from messaging.rpc import request_reply
 
 logger = logging.getLogger(__name__)
 

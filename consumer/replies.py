@@ -3,9 +3,10 @@
 from collections.abc import Callable
 
 from contracts import Reply
-from contracts.publishing import ConfirmedChannel
-from contracts.signing import HEADER_SIGNATURE, Signer
+from contracts.headers import HEADER_SIGNATURE
+from contracts.signing import Signer
 from contracts.topology import REPLIES_EXCHANGE, reply_key
+from messaging.publishing import ConfirmedChannel
 
 
 class ReplyPublisher(ConfirmedChannel):

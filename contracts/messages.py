@@ -151,6 +151,13 @@ class ProgressQuery(BaseModel):
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 
+class ProgressRejected(BaseModel):
+    """The answer to a progress question that has none (a worker then starts the job over)."""
+
+    error: str
+    detail: str
+
+
 class Progress(BaseModel):
     """The last recorded step of a job, so a redelivered job resumes after it."""
 

@@ -10,9 +10,6 @@ has (also one `guest` for everything), and it covers the body, not just the send
 import hashlib
 import hmac
 
-HEADER_SIGNATURE = "x-jobcast-signature"
-"""The message header that carries the HMAC-SHA256 of the body, in hex."""
-
 DEVELOPMENT_KEY = "jobcast-development-key-not-secret"
 """The key used when none is configured: fine on one machine, never in production (it is
 public); processes refuse it against a broker that is not on the loopback interface."""
@@ -25,7 +22,7 @@ class Signer:
         self._key = key.encode()
 
     def sign(self, body: bytes) -> str:
-        """The signature of `body`, for the HEADER_SIGNATURE header."""
+        """The signature of `body`, for the x-jobcast-signature header (contracts/headers.py)."""
         return hmac.new(self._key, body, hashlib.sha256).hexdigest()
 
     def verify(self, body: bytes, signature: object) -> bool:

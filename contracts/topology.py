@@ -1,22 +1,50 @@
 """The broker topology: every exchange, queue and routing key jobcast uses, named once.
 
 These names are part of the public contract; other services bind to them. RabbitMQ refuses
-to redeclare a queue with other arguments, so nothing else in jobcast declares them again.
+to redeclare a queue with other arguments, so nothing else in jobcast declares them again
+(messaging/declare.py declares them). Plain data: no broker library is needed to read them.
 """
 
-import json
-import logging
-import shlex
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from enum import StrEnum
 
-import aio_pika
-from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+Arguments = dict[str, int | str]
+"""A queue's x-arguments, as declared."""
 
-if TYPE_CHECKING:
-    from faststream.rabbit.schemas.queue import QuorumQueueArgs
 
-logger = logging.getLogger(__name__)
+class ExchangeType(StrEnum):
+    """The kinds of exchange jobcast declares."""
+
+    FANOUT = "fanout"
+    TOPIC = "topic"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An exchange: its name, its kind, durable."""
+
+    name: str
+    type: ExchangeType
+    durable: bool = True
+
+
+# NOTE: eq=False: a queue is the one object named here (`queue is DEAD_QUEUE`), and hashable
+# although its arguments are a dict.
+@dataclass(frozen=True, eq=False)
+class Queue:
+    """A durable queue: its name, its x-arguments (`x-queue-type` included), and the key it
+    is bound with, if it is bound to an exchange."""
+
+    name: str
+    arguments: Arguments = field(default_factory=dict)
+    routing_key: str = ""
+    durable: bool = True
+
+    @property
+    def quorum(self) -> bool:
+        """True for a quorum queue (replicated, with a delivery limit)."""
+        return self.arguments.get("x-queue-type") == "quorum"
+
 
 DELIVERY_LIMIT = 10
 """Broker-side backstop: a message redelivered more often than this is dead-lettered.
@@ -24,7 +52,7 @@ DELIVERY_LIMIT = 10
 jobcast's own retry cap acts first; this one catches crash loops (a worker that dies on a job).
 """
 
-DEAD_LETTER_EXCHANGE = RabbitExchange("jobcast.dlx", type=ExchangeType.FANOUT, durable=True)
+DEAD_LETTER_EXCHANGE = Exchange("jobcast.dlx", ExchangeType.FANOUT)
 
 DEAD_MAX_LENGTH = 100_000
 """jobcast.dead keeps at most this many messages; beyond it the oldest are dropped."""
@@ -35,128 +63,63 @@ DEAD_LETTER_BODY_LIMIT = 64 * 1024
 """A copy jobcast dead-letters itself keeps at most this many bytes of the body (the rest is
 cut off, and its headers say so). The broker's own dead-lettering keeps whole bodies."""
 
-_DEAD_BOUNDS: "QuorumQueueArgs" = {
-    "x-max-length": DEAD_MAX_LENGTH,
-    "x-max-length-bytes": DEAD_MAX_BYTES,
-    # NOTE: drop-head, not reject-publish: the source queues dead-letter at-least-once, so a
-    # full jobcast.dead that refused new messages would keep them in jobcast.jobs/ledger/
-    # schedule (and copies would fail, so the consumers would reject them into that same
-    # wait). Dropping the oldest keeps the queues moving and keeps the newest, the ones an
-    # operator is looking for.
-    "x-overflow": "drop-head",
-}
-DEAD_QUEUE = RabbitQueue("jobcast.dead", queue_type=QueueType.QUORUM, arguments=_DEAD_BOUNDS)
-"""Every message jobcast or the broker gave up on, bounded (DEAD_MAX_LENGTH, DEAD_MAX_BYTES)."""
+DEAD_QUEUE = Queue(
+    "jobcast.dead",
+    {
+        "x-queue-type": "quorum",
+        "x-max-length": DEAD_MAX_LENGTH,
+        "x-max-length-bytes": DEAD_MAX_BYTES,
+        # NOTE: drop-head, not reject-publish: the source queues dead-letter at-least-once, so
+        # a full jobcast.dead that refused new messages would keep them in jobcast.jobs/ledger/
+        # schedule (and copies would fail, so the consumers would reject them into that same
+        # wait). Dropping the oldest keeps the queues moving and keeps the newest, the ones an
+        # operator is looking for.
+        "x-overflow": "drop-head",
+    },
+    routing_key="#",
+)
+"""Every message jobcast or the broker gave up on, bounded (DEAD_MAX_LENGTH, DEAD_MAX_BYTES);
+bound to DEAD_LETTER_EXCHANGE."""
 
-REPLIES_EXCHANGE = RabbitExchange("jobcast.replies", type=ExchangeType.TOPIC, durable=True)
+REPLIES_EXCHANGE = Exchange("jobcast.replies", ExchangeType.TOPIC)
 
-_DEAD_LETTERED: "QuorumQueueArgs" = {
-    "x-delivery-limit": DELIVERY_LIMIT,
-    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
-    # NOTE: at-least-once dead-lettering keeps a message until jobcast.dead confirms it;
-    # RabbitMQ requires reject-publish overflow for it.
-    "x-dead-letter-strategy": "at-least-once",
-    "x-overflow": "reject-publish",
-}
 
-JOBS_QUEUE = RabbitQueue("jobcast.jobs", queue_type=QueueType.QUORUM, arguments=_DEAD_LETTERED)
+def _dead_lettered() -> Arguments:
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+        # NOTE: at-least-once dead-lettering keeps a message until jobcast.dead confirms it;
+        # RabbitMQ requires reject-publish overflow for it.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+JOBS_QUEUE = Queue("jobcast.jobs", _dead_lettered())
 """Workers consume jobs here."""
 
-SCHEDULE_QUEUE = RabbitQueue(
-    "jobcast.schedule", queue_type=QueueType.QUORUM, arguments=_DEAD_LETTERED
-)
+SCHEDULE_QUEUE = Queue("jobcast.schedule", _dead_lettered())
 """Services submit JobRequests here over AMQP; with reply_to they get JobAccepted back."""
 
 REPLY_KEY_ALL = "reply.*"
 
-LEDGER_QUEUE = RabbitQueue(
-    "jobcast.ledger",
-    queue_type=QueueType.QUORUM,
-    arguments=_DEAD_LETTERED,
-    routing_key=REPLY_KEY_ALL,
-)
-"""The query side's durable queue on the reply topic: replies wait here while it is down."""
+LEDGER_QUEUE = Queue("jobcast.ledger", _dead_lettered(), routing_key=REPLY_KEY_ALL)
+"""The query side's durable queue on the reply topic: replies wait here while it is down;
+bound to REPLIES_EXCHANGE."""
 
-PROGRESS_QUEUE = RabbitQueue("jobcast.progress", durable=True, arguments={"x-message-ttl": 30_000})
+PROGRESS_QUEUE = Queue("jobcast.progress", {"x-queue-type": "classic", "x-message-ttl": 30_000})
 """Workers ask here (RPC) how far a redelivered job already got."""
 
-HEADER_REASON = "x-jobcast-reason"
-"""Set by jobcast on every message it dead-letters itself: why."""
-HEADER_SOURCE = "x-jobcast-source-queue"
-"""Set by jobcast on every message it dead-letters itself: where it came from."""
-HEADER_EXCHANGE = "x-jobcast-exchange"
-"""On a dead-letter copy: the exchange the original was published to ("" is the default)."""
-HEADER_ROUTING_KEY = "x-jobcast-routing-key"
-"""On a dead-letter copy: the original's routing key."""
-HEADER_DELIVERY_COUNT = "x-jobcast-delivery-count"
-"""On a dead-letter copy: the original's x-delivery-count (0: it failed on its first delivery)."""
-HEADER_USER_ID = "x-jobcast-user-id"
-"""On a dead-letter copy: the original's validated user_id, if it had one."""
-HEADER_TRUNCATED = "x-jobcast-truncated"
-"""On a dead-letter copy: true if its body is only the first DEAD_LETTER_BODY_LIMIT bytes."""
-HEADER_ORIGINAL_SIZE = "x-jobcast-original-size"
-"""On a truncated dead-letter copy: the original body's size in bytes."""
-
 ALL_QUEUES = (JOBS_QUEUE, SCHEDULE_QUEUE, LEDGER_QUEUE, DEAD_QUEUE, PROGRESS_QUEUE)
+
+BINDINGS = ((DEAD_QUEUE, DEAD_LETTER_EXCHANGE), (LEDGER_QUEUE, REPLIES_EXCHANGE))
+"""(queue, exchange) pairs: each queue bound to the exchange with its routing_key."""
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""RabbitMQ's pseudo-queue for RPC answers: no queue to declare or delete."""
 
 
 def reply_key(offset: int) -> str:
     """The routing key of every reply of job `offset`: bind it to follow one job."""
     return f"reply.{offset}"
-
-
-async def declare_topology(amqp_url: str) -> None:
-    """Declare every exchange, queue and binding above (idempotent), so that nothing
-    published is unroutable or dead-lettered into nothing, whatever process starts first.
-
-    Uses a connection of its own: declaring through the broker would cache these queues on its
-    default channel, and subscribers would then consume there, ignoring their own prefetch.
-    """
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for exchange in (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE):
-            await channel.declare_exchange(
-                exchange.name, type=exchange.type.value, durable=exchange.durable
-            )
-        for queue in ALL_QUEUES:
-            try:
-                declared = await channel.declare_queue(
-                    queue.name, durable=queue.durable, arguments=dict(queue.arguments)
-                )
-            except aio_pika.exceptions.ChannelPreconditionFailed:
-                if queue is not DEAD_QUEUE:
-                    raise
-                # NOTE: a jobcast.dead declared before it was bounded (or with other bounds):
-                # RabbitMQ refuses the new arguments and closes the channel. Refusing to start
-                # over it would brick an upgrade, so use it as it is and say how to migrate.
-                channel = await connection.channel()
-                declared = await channel.declare_queue(queue.name, passive=True)
-                logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
-            if queue is DEAD_QUEUE:
-                await declared.bind(DEAD_LETTER_EXCHANGE.name, routing_key="#")
-            elif queue is LEDGER_QUEUE:
-                await declared.bind(REPLIES_EXCHANGE.name, routing_key=REPLY_KEY_ALL)
-
-
-_MIGRATE_DEAD_QUEUE = (
-    "jobcast.dead exists with other arguments than this version declares (x-max-length=%s, "
-    "x-max-length-bytes=%s, x-overflow=drop-head); using it as it is, so it may be unbounded. "
-    "To bound it, either apply a policy: rabbitmqctl set_policy -p %s jobcast-dead "
-    "'^jobcast\\.dead$' '%s' --apply-to queues; or drain it, delete it "
-    "(rabbitmqctl delete_queue -p %s jobcast.dead) and restart jobcast, which declares it "
-    "bounded (docs/operating.md, Dead letters)"
-)
-
-
-def _migration_args(amqp_url: str) -> tuple[object, ...]:
-    vhost = unquote(urlsplit(amqp_url).path[1:]) or "/"
-    policy = json.dumps(
-        {
-            "max-length": DEAD_MAX_LENGTH,
-            "max-length-bytes": DEAD_MAX_BYTES,
-            "overflow": "drop-head",
-        },
-        separators=(",", ":"),
-    )
-    return (DEAD_MAX_LENGTH, DEAD_MAX_BYTES, shlex.quote(vhost), policy, shlex.quote(vhost))

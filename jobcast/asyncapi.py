@@ -23,6 +23,7 @@ from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, SCHED
 from jobcast.bootstrap import create_broker
 from jobcast.settings import Settings
 from ledger import open_ledger
+from messaging.faststream import rabbit_exchange, rabbit_queue
 from query.handlers import query_router
 from query.live import ReplyHub
 from query.service import Results
@@ -60,14 +61,14 @@ def _documented_publishers() -> RabbitRouter:
     """Publishers FastStream cannot see: the handlers publish through `broker.publish`."""
     router = RabbitRouter()
     router.publisher(
-        exchange=REPLIES_EXCHANGE,
+        exchange=rabbit_exchange(REPLIES_EXCHANGE),
         routing_key=REPLY_CHANNEL,
         schema=Reply,
         title=f"{REPLIES_EXCHANGE.name}:{REPLY_CHANNEL}",
         description="Each step's outcome, the moment it ends: result, then done or error.",
     )
     router.publisher(
-        JOBS_QUEUE,
+        rabbit_queue(JOBS_QUEUE),
         schema=Job,
         title=f"{JOBS_QUEUE.name}:publish",
         description="A scheduled job, persistent, published with publisher confirms.",
@@ -84,17 +85,21 @@ def _documented_subscribers() -> RabbitRouter:
     """Consumers FastStream cannot see: jobcast's hot paths consume with aio-pika directly."""
     router = RabbitRouter()
 
-    @router.subscriber(JOBS_QUEUE, title="jobcast.jobs:on_job")
+    @router.subscriber(rabbit_queue(JOBS_QUEUE), title="jobcast.jobs:on_job")
     async def on_job(msg: RabbitMessage) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
         raise NotImplementedError  # never called: this router only describes
 
-    @router.subscriber(SCHEDULE_QUEUE, title="jobcast.schedule:on_schedule")
+    @router.subscriber(rabbit_queue(SCHEDULE_QUEUE), title="jobcast.schedule:on_schedule")
     async def on_schedule(msg: RabbitMessage) -> None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
         raise NotImplementedError  # never called: this router only describes
 
-    @router.subscriber(LEDGER_QUEUE, REPLIES_EXCHANGE, title="jobcast.ledger:on_reply")
+    @router.subscriber(
+        rabbit_queue(LEDGER_QUEUE),
+        rabbit_exchange(REPLIES_EXCHANGE),
+        title="jobcast.ledger:on_reply",
+    )
     async def on_reply(msg: RabbitMessage) -> None:
         """Store a reply in the ledger; ack only once it is committed."""
         raise NotImplementedError  # never called: this router only describes

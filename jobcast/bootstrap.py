@@ -7,8 +7,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import aio_pika
-import aiormq
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
@@ -18,13 +16,17 @@ from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
 from contracts.errors import ConfigurationError
-from contracts.publishing import ConfirmedChannel
-from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
-from contracts.topology import JOBS_QUEUE, declare_topology
+from contracts.headers import HEADER_SIGNATURE
+from contracts.signing import DEVELOPMENT_KEY, Signer
+from contracts.topology import JOBS_QUEUE
 from jobcast.metrics import Metrics
 from jobcast.settings import Settings
 from jobcast.tracing import Tracing
 from jobcast.tracking import consuming
+from messaging.connection import BROKER_FAILURES, unreachable
+from messaging.connection import connect as connect_robust
+from messaging.declare import declare_topology
+from messaging.publishing import ConfirmedChannel
 from producer.service import PublishJob
 
 BUILTIN_PIPELINES = "consumer.builtin"
@@ -63,21 +65,13 @@ async def start_broker(
         for start in attach:
             await start(broker_connection(broker))
         await broker.start()
-    except (OSError, aiormq.exceptions.AMQPError) as exc:
-        raise _unreachable(settings, exc) from exc
+    except BROKER_FAILURES as exc:
+        raise unreachable(settings.amqp_url, exc) from exc
 
 
 async def connect(settings: Settings) -> AbstractRobustConnection:
     """A robust aio-pika connection of its own; BrokerUnavailableError if unreachable."""
-    try:
-        return await aio_pika.connect_robust(settings.amqp_url, reconnect_interval=1.0)
-    except (OSError, aiormq.exceptions.AMQPError) as exc:
-        raise _unreachable(settings, exc) from exc
-
-
-def _unreachable(settings: Settings, exc: Exception) -> BrokerUnavailableError:
-    where = settings.amqp_url.rsplit("@", 1)[-1]  # never the password
-    return BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}")
+    return await connect_robust(settings.amqp_url)
 
 
 def broker_connection(broker: RabbitBroker) -> AbstractRobustConnection:

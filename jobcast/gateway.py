@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
-from contracts.publishing import ConfirmedChannel, dead_letters_via
 from contracts.topology import SCHEDULE_QUEUE
 from jobcast import asyncapi, ops
 from jobcast.bootstrap import (
@@ -32,6 +31,8 @@ from jobcast.tracking import broker_middlewares, consuming
 from jobcast.validation import short_errors
 from ledger import open_ledger
 from ledger.postgres import PostgresLedger
+from messaging.dead_letters import dead_letters_via
+from messaging.publishing import ConfirmedChannel
 from producer import http as producer_http
 from producer.intake import Intake
 from producer.service import Scheduler

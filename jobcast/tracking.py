@@ -19,12 +19,11 @@ from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
 from faststream.rabbit.prometheus.provider import RabbitMetricsSettingsProvider
 from faststream.rabbit.response import RabbitPublishCommand
 
-from consumer.deliveries import delivery_count
-from contracts.consuming import AroundConsume
+from contracts.headers import HEADER_REASON
 from contracts.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_QUEUE,
-    HEADER_REASON,
+    DIRECT_REPLY_TO,
     JOBS_QUEUE,
     LEDGER_QUEUE,
     PROGRESS_QUEUE,
@@ -33,6 +32,8 @@ from contracts.topology import (
 )
 from jobcast.logs import job_context
 from jobcast.metrics import Metrics
+from messaging.connection import delivery_count
+from messaging.consumer import AroundConsume
 
 _QUEUES = {q.name for q in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE)}
 _KNOWN = _QUEUES | {LEDGER_QUEUE.name, DEAD_QUEUE.name}
@@ -99,15 +100,12 @@ class JobTracking(BaseMiddleware):
             self.metrics.dead_letter(cmd.destination, (cmd.headers or {}).get(HEADER_REASON))
 
 
-_DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-
-
 def destination_of(routing_key: str) -> str:
     """A routing key as a metrics label: the queue's name, `reply.*` or the reply-to address."""
     if routing_key.startswith(_REPLY_PREFIX):
         return REPLY_KEY_ALL
-    if routing_key.startswith(_DIRECT_REPLY_TO):
-        return _DIRECT_REPLY_TO
+    if routing_key.startswith(DIRECT_REPLY_TO):
+        return DIRECT_REPLY_TO
     return routing_key if routing_key in _KNOWN else "other"
 
 

@@ -19,13 +19,13 @@ from contracts import (
     JobRequest,
     ScheduleRejected,
 )
-from contracts.consuming import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from contracts.errors import describe
 from contracts.messages import MAX_REQUEST_BYTES
-from contracts.publishing import BROKER_FAILURES
-from contracts.retrying import while_ledger_down
 from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
+from ledger.outages import while_ledger_down
+from messaging.connection import BROKER_FAILURES
+from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.service import Scheduler
 
 logger = logging.getLogger(__name__)

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetError
 from contracts.errors import describe
-from contracts.publishing import dead_letters_via
+from contracts.messages import ProgressRejected
 from contracts.signing import Signer
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
 from ledger.base import progress
+from messaging.dead_letters import dead_letters_via
+from messaging.faststream import rabbit_queue
 from query.recorder import RecordObserver, ReplyRecorder, StoreMany
 from query.service import Results
 
@@ -23,20 +25,15 @@ MAX_QUESTION_BYTES = 1024
 """A progress question is `{"offset": n}`; anything much larger is not one."""
 
 
-class ProgressRejected(BaseModel):
-    """The answer to a progress question that has none (a worker then starts the job over)."""
-
-    error: str
-    detail: str
-
-
 def query_router(results: Results) -> RabbitRouter:
     """A router that answers workers' resume questions (replies are stored by ReplyRecorder)."""
     router = RabbitRouter()
 
     # NOTE: the body is parsed here, not by FastStream (its decoder stays out: `_undecoded`):
     # a question FastStream cannot parse is rejected with a traceback and never answered.
-    @router.subscriber(PROGRESS_QUEUE, title="jobcast.progress:on_progress", decoder=_undecoded)
+    @router.subscriber(
+        rabbit_queue(PROGRESS_QUEUE), title="jobcast.progress:on_progress", decoder=_undecoded
+    )
     async def on_progress(msg: RabbitMessage) -> RabbitResponse:
         """Tell a worker where a redelivered job resumes."""
         # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to

@@ -25,17 +25,18 @@ from dataclasses import dataclass
 import aio_pika
 import aio_pika.abc
 from aio_pika.exceptions import MessageProcessError
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from contracts import Reply
-from contracts.consuming import Consumer, DeadLetter
 from contracts.errors import LedgerRejectedError, describe
+from contracts.headers import HEADER_SIGNATURE
 from contracts.messages import MAX_REPLY_BYTES
-from contracts.retrying import while_ledger_down
-from contracts.signing import HEADER_SIGNATURE, Signer
+from contracts.signing import Signer
 from contracts.topology import LEDGER_QUEUE, reply_key
 from ledger import StoreOutcome
+from ledger.outages import while_ledger_down
+from messaging.connection import BROKER_FAILURES
+from messaging.consumer import Consumer, DeadLetter
 from query.live import ReplyHub
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,6 @@ class Recorded:
 
 
 RecordObserver = Callable[[Sequence[Recorded]], None]
-
-_CHANNEL_GONE = (AMQPError, ChannelInvalidStateError, ConnectionError)
 
 STALL_SECONDS = 30.0
 """A batch unsettled this long (the ledger down, say) makes the recorder report `stalled`."""
@@ -138,7 +137,9 @@ class ReplyRecorder(Consumer):
                     outcome = stored_or_why
                     if outcome.refused:
                         reason = outcome.reason(item)
-                    elif outcome is StoreOutcome.STORED:
+                    else:
+                        # NOTE: a duplicate rings too: it may be the redelivery of a reply
+                        # whose commit went through while its ack (and ring) did not.
                         stored.append(item.offset)
             if reason is None or await self._dead_letter(message, reason):
                 to_ack.append(message)
@@ -208,8 +209,8 @@ async def _settle(
     for message in messages:
         try:
             last[id(message.channel)] = message
-        except ChannelInvalidStateError:
-            continue  # its channel is closed
+        except BROKER_FAILURES:
+            continue  # its channel is closed (ChannelInvalidStateError)
     for message in last.values():
         if requeue is None:
             await _quietly(message.ack(multiple=True))
@@ -220,7 +221,7 @@ async def _settle(
 async def _quietly(settling: Awaitable[None]) -> None:
     try:
         await settling
-    except _CHANNEL_GONE:
+    except BROKER_FAILURES:
         logger.info("channel lost before a reply was settled; RabbitMQ redelivers it")
     except MessageProcessError:
         pass  # settled already

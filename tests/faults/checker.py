@@ -23,13 +23,8 @@ import asyncpg
 import httpx
 import orjson
 
-from contracts.topology import (
-    DEAD_QUEUE,
-    HEADER_REASON,
-    HEADER_SOURCE,
-    LEDGER_QUEUE,
-    REPLIES_EXCHANGE,
-)
+from contracts.headers import HEADER_REASON, HEADER_SOURCE
+from contracts.topology import DEAD_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE
 from tests.support.waiting import eventually
 
 OBSERVER_QUEUE = "faults.observer"

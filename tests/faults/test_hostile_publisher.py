@@ -10,7 +10,8 @@ with all its steps; recording never stops and /ready stays green.
 import httpx
 import orjson
 
-from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
+from contracts.headers import HEADER_SIGNATURE
+from contracts.signing import DEVELOPMENT_KEY, Signer
 from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
 from tests.faults.conftest import Cluster
 from tests.faults.pipelines import COUNTED_VALUES

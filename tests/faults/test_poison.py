@@ -5,14 +5,9 @@ A poison body over DEAD_LETTER_BODY_LIMIT lands cut to that limit, its headers s
 import aio_pika
 import orjson
 
-from contracts.signing import DEVELOPMENT_KEY, HEADER_SIGNATURE, Signer
-from contracts.topology import (
-    DEAD_LETTER_BODY_LIMIT,
-    HEADER_ORIGINAL_SIZE,
-    HEADER_TRUNCATED,
-    JOBS_QUEUE,
-    SCHEDULE_QUEUE,
-)
+from contracts.headers import HEADER_ORIGINAL_SIZE, HEADER_SIGNATURE, HEADER_TRUNCATED
+from contracts.signing import DEVELOPMENT_KEY, Signer
+from contracts.topology import DEAD_LETTER_BODY_LIMIT, JOBS_QUEUE, SCHEDULE_QUEUE
 from tests.faults.conftest import Cluster
 from tests.support.waiting import eventually
 

@@ -18,12 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from contracts.topology import (
-    DEAD_LETTER_BODY_LIMIT,
-    DEAD_LETTER_EXCHANGE,
-    DEAD_MAX_BYTES,
-    DEAD_MAX_LENGTH,
-    DEAD_QUEUE,
+from contracts.headers import (
     HEADER_DELIVERY_COUNT,
     HEADER_EXCHANGE,
     HEADER_ORIGINAL_SIZE,
@@ -32,17 +27,26 @@ from contracts.topology import (
     HEADER_SOURCE,
     HEADER_TRUNCATED,
     HEADER_USER_ID,
+)
+from contracts.topology import (
+    DEAD_LETTER_BODY_LIMIT,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_MAX_BYTES,
+    DEAD_MAX_LENGTH,
+    DEAD_QUEUE,
     JOBS_QUEUE,
     LEDGER_QUEUE,
     REPLIES_EXCHANGE,
     SCHEDULE_QUEUE,
-    declare_topology,
     reply_key,
 )
-from harness.broker import Vhost
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
+from messaging.declare import declare_topology
+from tests.support.broker import Vhost
 from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 TEN_MB = 10 * 1024 * 1024
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from contracts import BrokerUnavailableError
-from contracts.topology import DEAD_QUEUE, HEADER_REASON
+from contracts.headers import HEADER_REASON
+from contracts.topology import DEAD_QUEUE
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
 from tests.support.waiting import eventually

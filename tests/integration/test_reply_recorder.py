@@ -9,16 +9,11 @@ import pytest
 
 from contracts import JobRequest, LedgerUnavailableError, Reply, ReplyKind
 from contracts.errors import LedgerRejectedError
-from contracts.signing import HEADER_SIGNATURE, Signer
-from contracts.topology import (
-    DEAD_QUEUE,
-    HEADER_REASON,
-    LEDGER_QUEUE,
-    REPLIES_EXCHANGE,
-    declare_topology,
-    reply_key,
-)
+from contracts.headers import HEADER_REASON, HEADER_SIGNATURE
+from contracts.signing import Signer
+from contracts.topology import DEAD_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
 from ledger import Ledger, StoreOutcome
+from messaging.declare import declare_topology
 from query.live import ReplyHub
 from query.recorder import Recorded, ReplyRecorder
 from tests.support.waiting import eventually

@@ -4,7 +4,7 @@ import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from contracts import BrokerUnavailableError, Progress, ProgressQuery
-from contracts.publishing import request_reply
+from messaging.rpc import request_reply
 
 QUESTIONS = RabbitQueue("test.progress", auto_delete=True)
 

@@ -89,9 +89,11 @@ def test_the_client_depends_on_contracts_only():
     import subprocess
     import sys
 
+    # no other jobcast package, and no broker library: the AMQP transport loads aio-pika itself
     probe = (
         "import sys, client; print(sorted({m.split('.')[0] for m in sys.modules}"
-        " & {'consumer', 'producer', 'query', 'ledger', 'jobcast'}))"
+        " & {'consumer', 'producer', 'query', 'ledger', 'jobcast', 'messaging', 'observability',"
+        " 'faststream', 'aio_pika', 'aiormq'}))"
     )
     found = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True

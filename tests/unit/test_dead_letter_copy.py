@@ -6,17 +6,16 @@ from typing import Any
 
 import aio_pika
 
-from contracts.publishing import dead_letter_copy
-from contracts.topology import (
-    DEAD_LETTER_BODY_LIMIT,
+from contracts.headers import (
     HEADER_DELIVERY_COUNT,
     HEADER_ORIGINAL_SIZE,
     HEADER_REASON,
     HEADER_SOURCE,
     HEADER_TRUNCATED,
     HEADER_USER_ID,
-    JOBS_QUEUE,
 )
+from contracts.topology import DEAD_LETTER_BODY_LIMIT, JOBS_QUEUE
+from messaging.dead_letters import dead_letter_copy
 
 
 def delivered(body: bytes, **properties: Any) -> Any:

@@ -4,14 +4,10 @@ crash the worker, lower the count or grow it without bound."""
 import orjson
 import pytest
 
-from consumer.deliveries import (
-    HEADER_CRASHES,
-    crashes,
-    delivery_count,
-    hand_back_headers,
-    handed_back,
-)
+from consumer.deliveries import crashes, hand_back_headers, handed_back
+from contracts.headers import HEADER_CRASHES
 from jobcast.tracking import fields_of
+from messaging.connection import delivery_count
 
 CAP = 8
 

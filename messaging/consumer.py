@@ -11,16 +11,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import aio_pika.abc
-from faststream.rabbit import RabbitQueue
 
-from contracts.publishing import goodbye
+from contracts.topology import Queue
+from messaging.connection import goodbye
 
 logger = logging.getLogger(__name__)
 
 Message = aio_pika.abc.AbstractIncomingMessage
 
 DeadLetter = Callable[[Message, str], Awaitable[bool]]
-"""Copies a message to jobcast.dead with a reason; True once RabbitMQ confirmed the copy."""
+"""Copies a message to jobcast.dead with a reason; True once RabbitMQ confirmed the copy
+(messaging/dead_letters.py, `dead_letters_via`)."""
 
 AroundConsume = Callable[[Message], AbstractContextManager[object]]
 """Wraps the handling of one message: log context, metrics, a tracing span."""
@@ -35,7 +36,7 @@ class Consumer:
 
     def __init__(
         self,
-        queue: RabbitQueue,
+        queue: Queue,
         dead_letter: DeadLetter,
         *,
         prefetch: int,

@@ -3,7 +3,7 @@
 import pytest
 
 from contracts import LedgerUnavailableError
-from contracts.retrying import while_ledger_down
+from ledger.outages import while_ledger_down
 
 
 async def test_a_call_is_retried_until_the_ledger_answers():

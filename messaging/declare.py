@@ -1,0 +1,77 @@
+"""Declaring jobcast's topology (contracts/topology.py) on the broker."""
+
+import json
+import logging
+import shlex
+from urllib.parse import unquote, urlsplit
+
+import aio_pika
+import aio_pika.exceptions
+
+from contracts.topology import (
+    ALL_QUEUES,
+    BINDINGS,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_MAX_BYTES,
+    DEAD_MAX_LENGTH,
+    DEAD_QUEUE,
+    REPLIES_EXCHANGE,
+)
+
+logger = logging.getLogger(__name__)
+
+
+async def declare_topology(amqp_url: str) -> None:
+    """Declare every exchange, queue and binding of the topology (idempotent), so that nothing
+    published is unroutable or dead-lettered into nothing, whatever process starts first.
+
+    Uses a connection of its own: declaring through the broker would cache these queues on its
+    default channel, and subscribers would then consume there, ignoring their own prefetch.
+    """
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for exchange in (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE):
+            await channel.declare_exchange(
+                exchange.name, type=exchange.type.value, durable=exchange.durable
+            )
+        bound = dict(BINDINGS)
+        for queue in ALL_QUEUES:
+            try:
+                declared = await channel.declare_queue(
+                    queue.name, durable=queue.durable, arguments=dict(queue.arguments)
+                )
+            except aio_pika.exceptions.ChannelPreconditionFailed:
+                if queue is not DEAD_QUEUE:
+                    raise
+                # NOTE: a jobcast.dead declared before it was bounded (or with other bounds):
+                # RabbitMQ refuses the new arguments and closes the channel. Refusing to start
+                # over it would brick an upgrade, so use it as it is and say how to migrate.
+                channel = await connection.channel()
+                declared = await channel.declare_queue(queue.name, passive=True)
+                logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
+            if queue in bound:
+                await declared.bind(bound[queue].name, routing_key=queue.routing_key)
+
+
+_MIGRATE_DEAD_QUEUE = (
+    "jobcast.dead exists with other arguments than this version declares (x-max-length=%s, "
+    "x-max-length-bytes=%s, x-overflow=drop-head); using it as it is, so it may be unbounded. "
+    "To bound it, either apply a policy: rabbitmqctl set_policy -p %s jobcast-dead "
+    "'^jobcast\\.dead$' '%s' --apply-to queues; or drain it, delete it "
+    "(rabbitmqctl delete_queue -p %s jobcast.dead) and restart jobcast, which declares it "
+    "bounded (docs/operating.md, Dead letters)"
+)
+
+
+def _migration_args(amqp_url: str) -> tuple[object, ...]:
+    vhost = unquote(urlsplit(amqp_url).path[1:]) or "/"
+    policy = json.dumps(
+        {
+            "max-length": DEAD_MAX_LENGTH,
+            "max-length-bytes": DEAD_MAX_BYTES,
+            "overflow": "drop-head",
+        },
+        separators=(",", ":"),
+    )
+    return (DEAD_MAX_LENGTH, DEAD_MAX_BYTES, shlex.quote(vhost), policy, shlex.quote(vhost))

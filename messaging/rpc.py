@@ -1,0 +1,56 @@
+"""The progress RPC: a question on a queue, its answer on RabbitMQ's direct reply-to."""
+
+import asyncio
+
+import aio_pika
+import aio_pika.abc
+from faststream.rabbit import RabbitBroker
+from pydantic import BaseModel
+
+from contracts.errors import BrokerUnavailableError
+from contracts.topology import DIRECT_REPLY_TO, Queue
+from messaging.connection import BROKER_FAILURES
+
+
+async def request_reply(
+    broker: RabbitBroker, message: BaseModel, *, queue: Queue, timeout: float
+) -> bytes:
+    """Send `message` to `queue` and return the body of its answer (RPC, direct reply-to).
+
+    Raises TimeoutError if nobody answered within `timeout`, BrokerUnavailableError if the
+    broker connection is down.
+    """
+    # NOTE: FastStream's broker.request() consumes on a *robust* reply queue that aio-pika
+    # re-consumes when it restores a connection. A request made while a reconnect is being
+    # restored (a redelivered job asking where to resume) can then break the restore
+    # (DuplicateConsumerTag) and leave the worker connected but consuming nothing. So the
+    # RPC gets a plain, short-lived channel of its own, which aio-pika never restores.
+    connection = getattr(broker, "_connection", None)
+    if connection is None or not connection.connected.is_set():
+        raise BrokerUnavailableError(f"RPC to {queue.name}: RabbitMQ is unreachable")
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            aio_pika.Channel(connection, publisher_confirms=False) as channel,
+        ):
+            answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+            async def on_answer(answer: aio_pika.abc.AbstractIncomingMessage) -> None:
+                if not answered.done():
+                    answered.set_result(answer.body)
+
+            replies = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+            await replies.consume(on_answer, no_ack=True)
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    message.model_dump_json().encode(),
+                    reply_to=DIRECT_REPLY_TO,
+                    content_type="application/json",
+                ),
+                routing_key=queue.name,
+            )
+            return await answered
+    except TimeoutError:
+        raise  # nobody answered in time: the caller's to decide, not a broker failure
+    except BROKER_FAILURES as exc:
+        raise BrokerUnavailableError(f"RPC to {queue.name} failed: {exc!r}") from exc
