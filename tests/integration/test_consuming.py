@@ -27,6 +27,7 @@ class Handling(Consumer):
         super().__init__(JOBS_QUEUE, self.never_dead_letters, prefetch=8)
         self.handled: list[bytes] = []
         self.attempts = 0
+        self.taken = asyncio.Event()
 
     @staticmethod
     async def never_dead_letters(message: Message, reason: str) -> bool:
@@ -37,6 +38,7 @@ class Handling(Consumer):
             self.attempts += 1
             raise RuntimeError("a bug in the handler")
         if message.body == b"slow":
+            self.taken.set()
             await asyncio.sleep(0.5)
         self.handled.append(message.body)
         await message.ack()
@@ -77,7 +79,7 @@ async def test_stop_lets_the_messages_being_handled_finish(connection):
     consumer = Handling()
     await consumer.start(connection)
     await put(connection, b"slow")
-    await asyncio.sleep(0.1)  # taken, being handled
+    await asyncio.wait_for(consumer.taken.wait(), 15)  # taken, being handled
 
     await consumer.stop(timeout=5)
 
