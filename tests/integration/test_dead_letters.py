@@ -40,13 +40,11 @@ from contracts.topology import (
     SCHEDULE_QUEUE,
     reply_key,
 )
+from harness.broker import Vhost
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
 from messaging.declare import declare_topology
-from tests.support.broker import Vhost
 from tests.support.waiting import eventually
-
-pytestmark = pytest.mark.integration
 
 TEN_MB = 10 * 1024 * 1024
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
