@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import Reply, ReplyKind
 from jobcast.metrics import BoundedLabel, Metrics, dead_letter_reason
-from jobcast.tracking import fields_of, queue_of
+from jobcast.tracking import fields_of
 
 
 def test_fn_labels_are_bounded():
@@ -27,13 +27,7 @@ def test_dead_letter_reasons_map_to_a_few_labels():
     assert dead_letter_reason(None) == "other"
 
 
-def test_queues_are_named_from_routing_keys_without_offsets():
-    assert queue_of("jobcast.jobs") == "jobcast.jobs"
-    assert queue_of("reply.42") == "jobcast.ledger"
-    assert queue_of("amq.gen-xyz") == "other"
-
-
-def test_log_fields_of_a_job_and_of_a_reply():
+def test_log_fields_of_a_job():
     job = orjson.dumps({"offset": 4, "request": {"fn": "default_fn"}})
     assert fields_of("jobcast.jobs", job, {"x-delivery-count": 2}) == {
         "offset": 4,
@@ -41,7 +35,6 @@ def test_log_fields_of_a_job_and_of_a_reply():
         "delivery": 2,
     }
     assert fields_of("jobcast.jobs", b"not json", {}) == {"delivery": 0}
-    assert fields_of("reply.9", b"{}", {}) == {"offset": 9}
 
 
 def test_job_outcomes_and_steps_are_counted_by_fn():
@@ -75,26 +68,22 @@ def test_tracing_is_off_by_default_and_says_what_is_missing(monkeypatch):
         tracing.setup_tracing(Settings(tracing="console"), "test")
 
 
-async def test_the_broker_middleware_counts_redeliveries_and_binds_the_job_to_log_lines():
+def test_the_job_consumer_counts_redeliveries_and_binds_the_job_to_log_lines():
     from types import SimpleNamespace
 
     from jobcast.logs import job_context
-    from jobcast.tracking import JobTracking
+    from jobcast.tracking import consuming
 
     metrics = Metrics()
     seen: list[dict[str, object]] = []
 
-    async def handler(msg: object) -> None:
-        seen.append(dict(job_context.get()))
-
-    raw = SimpleNamespace(routing_key="jobcast.jobs", redelivered=True)
-    msg = SimpleNamespace(
-        raw_message=raw,
+    message = SimpleNamespace(
+        redelivered=True,
         body=orjson.dumps({"offset": 5, "request": {"fn": "default_fn"}}),
         headers={"x-delivery-count": 1},
     )
-    middleware = JobTracking(None, context=None, metrics=metrics)  # type: ignore[arg-type]
-    await middleware.consume_scope(handler, msg)  # type: ignore[arg-type]
+    with consuming(metrics, "jobcast.jobs")(message):  # type: ignore[arg-type]
+        seen.append(dict(job_context.get()))
     assert seen == [{"offset": 5, "fn": "default_fn", "delivery": 1}]
     assert job_context.get() == {}  # unbound once the message is handled
     body = metrics.render()[0].decode()
