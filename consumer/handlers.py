@@ -12,7 +12,7 @@ from consumer.deliveries import crashes, hand_back_headers, handed_back
 from consumer.runner import Outcome, run_job
 from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
-from contracts.errors import BrokerUnavailableError, describe
+from contracts.errors import BrokerUnavailableError, DeadLetterReason, describe
 from contracts.headers import HEADER_SIGNATURE
 from contracts.messages import MAX_REQUEST_BYTES
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
@@ -47,18 +47,21 @@ class JobConsumer(Consumer):
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
         worker, broker = self.worker, self._broker
         if len(msg.body) > MAX_REQUEST_BYTES:
-            await self.move_to_dead(msg, f"too large: a job of {len(msg.body)} bytes")
+            why = f"too large: a job of {len(msg.body)} bytes"
+            await self.move_to_dead(msg, DeadLetterReason.TOO_LARGE, why)
             return
         signature = (msg.headers or {}).get(HEADER_SIGNATURE)
         if not worker.signer.verify(msg.body, signature):
             # NOTE: no error reply: a job no gateway signed names an offset it does not own.
             why = "no" if signature is None else "a wrong"
-            await self.move_to_dead(msg, f"unsigned job: {why} {HEADER_SIGNATURE}")
+            detail = f"unsigned job: {why} {HEADER_SIGNATURE}"
+            await self.move_to_dead(msg, DeadLetterReason.UNSIGNED, detail)
             return
         try:
             job = Job.model_validate_json(msg.body)
         except ValidationError as exc:
-            await self.move_to_dead(msg, f"invalid job: {describe(exc)}")
+            detail = f"invalid job: {describe(exc)}"
+            await self.move_to_dead(msg, DeadLetterReason.INVALID_JOB, detail)
             return
 
         crashed = crashes(msg.headers, worker.max_deliveries)
@@ -70,7 +73,7 @@ class JobConsumer(Consumer):
             except UnknownPipelineError as exc:
                 failed = Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc))
                 await _publish_error(worker, failed)
-                await self.move_to_dead(msg, str(exc))
+                await self.move_to_dead(msg, DeadLetterReason.UNKNOWN_PIPELINE, str(exc))
                 return
             may_have_run = msg.redelivered or handed_back(msg.headers)
             start = await _resume_point(broker, worker, job) if may_have_run else None
@@ -89,7 +92,7 @@ class JobConsumer(Consumer):
                 seq = start.next_seq if start is not None else 0
                 failed = Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
                 await _publish_error(worker, failed)
-                await self.move_to_dead(msg, reason)
+                await self.move_to_dead(msg, DeadLetterReason.CRASH_LOOP, reason)
                 logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
             result = await run_job(
@@ -114,7 +117,7 @@ class JobConsumer(Consumer):
             await self._hand_back(msg, job, crashed, next_seq)
             logger.info("worker stopping; job handed back offset=%(offset)s", log)
         elif result.outcome is Outcome.FAILED:
-            await self.move_to_dead(msg, result.reason or "failed")
+            await self.move_to_dead(msg, DeadLetterReason.STEP_FAILED, result.reason or "failed")
         else:
             await msg.ack()
         logger.info(

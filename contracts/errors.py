@@ -13,7 +13,11 @@ Plain code raises these; the HTTP and broker edges map them (see the README's er
     └── UnavailableError          a dependency is down; try again later      HTTP 503
         ├── BrokerUnavailableError    RabbitMQ did not confirm in time
         └── LedgerUnavailableError    the database did not answer
+
+A message jobcast gives up on goes to jobcast.dead with a `DeadLetterReason`.
 """
+
+from enum import StrEnum
 
 from pydantic import ValidationError
 
@@ -82,3 +86,35 @@ class BrokerUnavailableError(UnavailableError):
 
 class LedgerUnavailableError(UnavailableError):
     """The ledger database is unreachable or refused a write."""
+
+
+class DeadLetterReason(StrEnum):
+    """Why jobcast moved a message to jobcast.dead: its x-jobcast-reason-code header and the
+    `reason` label of jobcast_dead_lettered_total (x-jobcast-reason says it in words)."""
+
+    INVALID_JOB = "invalid_job"
+    """A job that is not JSON or not a Job."""
+    INVALID_REQUEST = "invalid_request"
+    """A submission that is not a JobRequest, or whose message_id is no idempotency key."""
+    INVALID_REPLY = "invalid_reply"
+    """A message on jobcast.ledger that is not JSON or not a Reply."""
+    TOO_LARGE = "too_large"
+    """Larger than any valid message of its queue; refused unread."""
+    UNSIGNED = "unsigned"
+    """A job no gateway signed or a reply no worker signed."""
+    MISROUTED = "misrouted"
+    """A reply whose routing key names another offset than its body."""
+    UNKNOWN_PIPELINE = "unknown_pipeline"
+    """A job whose fn names no pipeline this worker knows; the job failed."""
+    STEP_FAILED = "step_failed"
+    """A step failed for good; the job failed."""
+    CRASH_LOOP = "crash_loop"
+    """The job took its worker down at every delivery up to the cap; the job failed."""
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    """A submission reusing an idempotency key for another request."""
+    UNKNOWN_OFFSET = "unknown_offset"
+    """A reply for an offset never handed out."""
+    REFUSED_REPLY = "refused_reply"
+    """A reply that cannot be true of its job (after the final one, a second final, ...)."""
+    LEDGER_REFUSED = "ledger_refused"
+    """A reply the database refused to store (not an outage)."""

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import aio_pika.abc
 
+from contracts.errors import DeadLetterReason
 from contracts.topology import Queue
 from messaging.connection import goodbye
 
@@ -19,9 +20,9 @@ logger = logging.getLogger(__name__)
 
 Message = aio_pika.abc.AbstractIncomingMessage
 
-DeadLetter = Callable[[Message, str], Awaitable[bool]]
-"""Copies a message to jobcast.dead with a reason; True once RabbitMQ confirmed the copy
-(messaging/dead_letters.py, `dead_letters_via`)."""
+DeadLetter = Callable[[Message, DeadLetterReason, str], Awaitable[bool]]
+"""Copies a message to jobcast.dead with a reason and its detail in words; True once RabbitMQ
+confirmed the copy (messaging/dead_letters.py, `dead_letters_via`)."""
 
 AroundConsume = Callable[[Message], AbstractContextManager[object]]
 """Wraps the handling of one message: log context, metrics, a tracing span."""
@@ -76,10 +77,10 @@ class Consumer:
         if self._channel is not None:
             await goodbye(self._channel.close())
 
-    async def move_to_dead(self, message: Message, reason: str) -> None:
-        """Move `message` to jobcast.dead with `reason`, then ack it; if the copy is not
-        confirmed, reject it instead (RabbitMQ's own dead-lettering keeps it)."""
-        if await self._dead_letter(message, reason):
+    async def move_to_dead(self, message: Message, reason: DeadLetterReason, detail: str) -> None:
+        """Move `message` to jobcast.dead with `reason` and `detail`, then ack it; if the copy is
+        not confirmed, reject it instead (RabbitMQ's own dead-lettering keeps it)."""
+        if await self._dead_letter(message, reason, detail):
             await message.ack()
         else:
             await message.reject(requeue=False)

@@ -8,13 +8,14 @@ import aio_pika
 import aio_pika.abc
 from faststream.rabbit import RabbitBroker
 
-from contracts.errors import BrokerUnavailableError
+from contracts.errors import BrokerUnavailableError, DeadLetterReason
 from contracts.headers import (
     DELIVERY_COUNT,
     HEADER_DELIVERY_COUNT,
     HEADER_EXCHANGE,
     HEADER_ORIGINAL_SIZE,
     HEADER_REASON,
+    HEADER_REASON_CODE,
     HEADER_ROUTING_KEY,
     HEADER_SOURCE,
     HEADER_TRUNCATED,
@@ -31,19 +32,21 @@ async def copy_to_dead_letters(
     broker: RabbitBroker,
     raw: aio_pika.abc.AbstractIncomingMessage,
     *,
-    reason: str,
+    reason: DeadLetterReason,
+    detail: str,
     source: Queue,
     timeout: float = 5.0,
 ) -> bool:
     """Publish `dead_letter_copy(raw)` to jobcast.dead; True once RabbitMQ confirmed it.
     Settling the original is the caller's part."""
-    copy = dead_letter_copy(raw, reason=reason, source=source)
+    copy = dead_letter_copy(raw, reason=reason, detail=detail, source=source)
     logger.warning(
-        "dead-lettering message_id=%s from=%s size=%d reason=%s",
+        "dead-lettering message_id=%s from=%s size=%d reason=%s detail=%s",
         raw.message_id,
         source.name,
         len(raw.body),
-        reason[:200],
+        reason.value,
+        detail[:200],
     )
     try:
         await publish_confirmed(
@@ -65,19 +68,22 @@ async def copy_to_dead_letters(
 def dead_letter_copy(
     raw: aio_pika.abc.AbstractIncomingMessage,
     *,
-    reason: str,
+    reason: DeadLetterReason,
+    detail: str,
     source: Queue,
     body_limit: int = DEAD_LETTER_BODY_LIMIT,
 ) -> aio_pika.Message:
-    """What jobcast.dead gets for `raw`: its properties and headers, where it came from and
-    why, and at most `body_limit` bytes of its body (the headers say if it was cut)."""
+    """What jobcast.dead gets for `raw`: its properties and headers, where it came from, why
+    (the reason's code, and `detail` in words), and at most `body_limit` bytes of its body (the
+    headers say if it was cut)."""
     headers: dict[str, Any] = dict(raw.headers or {})
     # NOTE: the queue's count, not the copy's: a copy moved back to jobcast.jobs must not
     # carry it (the worker would take it for deliveries of its own and give up early).
     count = delivery_count(headers)
     headers.pop(DELIVERY_COUNT, None)
     headers |= {
-        HEADER_REASON: reason[:1000],
+        HEADER_REASON: detail[:1000],
+        HEADER_REASON_CODE: reason.value,
         HEADER_SOURCE: source.name,
         HEADER_EXCHANGE: raw.exchange or "",
         HEADER_ROUTING_KEY: raw.routing_key or "",
@@ -109,10 +115,12 @@ def dead_letter_copy(
 
 def dead_letters_via(
     broker: RabbitBroker, source: Queue
-) -> Callable[[aio_pika.abc.AbstractIncomingMessage, str], Awaitable[bool]]:
+) -> Callable[[aio_pika.abc.AbstractIncomingMessage, DeadLetterReason, str], Awaitable[bool]]:
     """`copy_to_dead_letters` for messages of `source`, as the aio-pika consumers take it."""
 
-    async def to_dead_letters(raw: aio_pika.abc.AbstractIncomingMessage, reason: str) -> bool:
-        return await copy_to_dead_letters(broker, raw, reason=reason, source=source)
+    async def to_dead_letters(
+        raw: aio_pika.abc.AbstractIncomingMessage, reason: DeadLetterReason, detail: str
+    ) -> bool:
+        return await copy_to_dead_letters(broker, raw, reason=reason, detail=detail, source=source)
 
     return to_dead_letters

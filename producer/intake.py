@@ -19,7 +19,7 @@ from contracts import (
     JobRequest,
     ScheduleRejected,
 )
-from contracts.errors import describe
+from contracts.errors import DeadLetterReason, describe
 from contracts.messages import MAX_REQUEST_BYTES
 from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
@@ -55,18 +55,19 @@ class Intake(Consumer):
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
         if len(message.body) > MAX_REQUEST_BYTES:
             why = f"too large: a job request of {len(message.body)} bytes, over {MAX_REQUEST_BYTES}"
-            await self._refuse(message, why)
+            await self._refuse(message, DeadLetterReason.TOO_LARGE, why)
             return
         try:
             request = JobRequest.model_validate_json(message.body)
         except ValidationError as exc:
-            await self._refuse(message, f"invalid job request: {describe(exc)}")
+            why = f"invalid job request: {describe(exc)}"
+            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, why)
             return
         try:
             key = _IDEMPOTENCY_KEY.validate_python(message.message_id)
         except ValidationError as exc:
             reason = f"invalid message_id (the idempotency key): {exc.errors()[0]['msg']}"
-            await self._refuse(message, reason)
+            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, reason)
             return
         try:
             # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
@@ -75,7 +76,7 @@ class Intake(Consumer):
                 self._scheduler.schedule, request, idempotency_key=key
             )
         except IdempotencyConflictError as exc:
-            await self.move_to_dead(message, str(exc))
+            await self.move_to_dead(message, DeadLetterReason.IDEMPOTENCY_CONFLICT, str(exc))
             rejected = ScheduleRejected(error="idempotency_conflict", detail=str(exc))
             await self._answer(message, rejected)
             return
@@ -85,10 +86,10 @@ class Intake(Consumer):
         await message.ack()
         await self._answer(message, accepted)
 
-    async def _refuse(self, message: Message, reason: str) -> None:
+    async def _refuse(self, message: Message, reason: DeadLetterReason, detail: str) -> None:
         """A request that can never be scheduled: to jobcast.dead, and the caller hears why."""
-        await self.move_to_dead(message, reason)
-        await self._answer(message, ScheduleRejected(error="invalid_request", detail=reason))
+        await self.move_to_dead(message, reason, detail)
+        await self._answer(message, ScheduleRejected(error="invalid_request", detail=detail))
 
     async def _answer(self, message: Message, body: BaseModel) -> None:
         """Answer an RPC request (one with reply_to); a request without it gets nothing."""

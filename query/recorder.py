@@ -28,7 +28,7 @@ from aio_pika.exceptions import MessageProcessError
 from pydantic import ValidationError
 
 from contracts import Reply
-from contracts.errors import LedgerRejectedError, describe
+from contracts.errors import DeadLetterReason, LedgerRejectedError, describe
 from contracts.headers import HEADER_SIGNATURE
 from contracts.messages import MAX_REPLY_BYTES
 from contracts.signing import Signer
@@ -54,6 +54,15 @@ class Recorded:
 
 
 RecordObserver = Callable[[Sequence[Recorded]], None]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why a message cannot be stored: its dead-letter reason, and the detail in words."""
+
+    reason: DeadLetterReason
+    detail: str
+
 
 STALL_SECONDS = 30.0
 """A batch unsettled this long (the ledger down, say) makes the recorder report `stalled`."""
@@ -128,20 +137,20 @@ class ReplyRecorder(Consumer):
         stored: list[int] = []
         for message, item in zip(batch, parsed, strict=True):
             outcome: StoreOutcome | None = None
-            reason: str | None = item if isinstance(item, str) else None
+            refused = item if isinstance(item, Refused) else None
             if isinstance(item, Reply):
                 stored_or_why = next(outcomes)
-                if not isinstance(stored_or_why, StoreOutcome):  # NOTE: a StrEnum is a str too
-                    reason = stored_or_why
+                if isinstance(stored_or_why, Refused):
+                    refused = stored_or_why
                 else:
                     outcome = stored_or_why
                     if outcome.refused:
-                        reason = outcome.reason(item)
+                        refused = _by_the_rules(outcome, item)
                     else:
                         # NOTE: a duplicate rings too: it may be the redelivery of a reply
                         # whose commit went through while its ack (and ring) did not.
                         stored.append(item.offset)
-            if reason is None or await self._dead_letter(message, reason):
+            if refused is None or await self._dead_letter(message, refused.reason, refused.detail):
                 to_ack.append(message)
             else:
                 # NOTE: the copy was not confirmed: reject this one alone, so RabbitMQ's own
@@ -153,9 +162,9 @@ class ReplyRecorder(Consumer):
             self._hub.notify(offset)
         return recorded
 
-    async def _store(self, replies: list[Reply]) -> list[StoreOutcome | str]:
+    async def _store(self, replies: list[Reply]) -> list[StoreOutcome | Refused]:
         """Store `replies` in one transaction; if the database refuses one, each alone, so that
-        one fails alone (its outcome is then why, as text)."""
+        one fails alone (its outcome is then why)."""
         if not replies:
             return []
         try:
@@ -163,7 +172,7 @@ class ReplyRecorder(Consumer):
         except Exception as exc:  # LedgerRejectedError, or a write error we did not foresee
             if len(replies) == 1:
                 return [_refusal(exc, replies[0])]
-        alone: list[StoreOutcome | str] = []
+        alone: list[StoreOutcome | Refused] = []
         for reply in replies:
             try:
                 alone.extend(await while_ledger_down(self._store_many, [reply]))
@@ -171,28 +180,39 @@ class ReplyRecorder(Consumer):
                 alone.append(_refusal(exc, reply))
         return alone
 
-    def _parse(self, message: aio_pika.abc.AbstractIncomingMessage) -> Reply | str:
+    def _parse(self, message: aio_pika.abc.AbstractIncomingMessage) -> Reply | Refused:
         """The Reply in `message`, or why it cannot be stored."""
         size = len(message.body)
         if size > MAX_REPLY_BYTES:
-            return f"too large: a reply of {size} bytes, over {MAX_REPLY_BYTES}"
+            why = f"too large: a reply of {size} bytes, over {MAX_REPLY_BYTES}"
+            return Refused(DeadLetterReason.TOO_LARGE, why)
         signature = (message.headers or {}).get(HEADER_SIGNATURE)
         if not self._signer.verify(message.body, signature):
-            why = "no" if signature is None else "a wrong"
-            return f"unsigned reply: {why} {HEADER_SIGNATURE} (only workers write results)"
+            which = "no" if signature is None else "a wrong"
+            why = f"unsigned reply: {which} {HEADER_SIGNATURE} (only workers write results)"
+            return Refused(DeadLetterReason.UNSIGNED, why)
         try:
             reply = Reply.model_validate_json(message.body)
         except ValidationError as exc:
-            return f"invalid reply: {describe(exc)}"
+            return Refused(DeadLetterReason.INVALID_REPLY, f"invalid reply: {describe(exc)}")
         if message.routing_key != reply_key(reply.offset):
-            return f"misrouted reply: routing key {message.routing_key!r} for offset {reply.offset}"
+            why = f"misrouted reply: routing key {message.routing_key!r} for offset {reply.offset}"
+            return Refused(DeadLetterReason.MISROUTED, why)
         return reply
 
 
-def _refusal(exc: Exception, reply: Reply) -> str:
+def _by_the_rules(outcome: StoreOutcome, reply: Reply) -> Refused:
+    """A reply the ledger's rules refused (ledger/rules.py), as a dead letter."""
+    if outcome is StoreOutcome.UNKNOWN_OFFSET:
+        return Refused(DeadLetterReason.UNKNOWN_OFFSET, outcome.reason(reply))
+    return Refused(DeadLetterReason.REFUSED_REPLY, outcome.reason(reply))
+
+
+def _refusal(exc: Exception, reply: Reply) -> Refused:
     if not isinstance(exc, LedgerRejectedError):
         logger.exception("storing offset=%s seq=%s failed", reply.offset, reply.seq)
-    return f"ledger refused: seq {reply.seq} of offset {reply.offset}: {exc}"
+    why = f"ledger refused: seq {reply.seq} of offset {reply.offset}: {exc}"
+    return Refused(DeadLetterReason.LEDGER_REFUSED, why)
 
 
 async def _settle(

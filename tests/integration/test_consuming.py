@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 
+from contracts.errors import DeadLetterReason
 from contracts.topology import DEAD_QUEUE, JOBS_QUEUE
 from messaging.consumer import Consumer, Message
 from messaging.declare import declare_topology
@@ -30,7 +31,7 @@ class Handling(Consumer):
         self.taken = asyncio.Event()
 
     @staticmethod
-    async def never_dead_letters(message: Message, reason: str) -> bool:
+    async def never_dead_letters(message: Message, reason: DeadLetterReason, detail: str) -> bool:
         raise AssertionError("no handler here dead-letters")
 
     async def handle(self, message: Message) -> None:

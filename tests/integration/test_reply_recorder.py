@@ -8,7 +8,7 @@ import aio_pika
 import pytest
 
 from contracts import JobRequest, LedgerUnavailableError, Reply, ReplyKind
-from contracts.errors import LedgerRejectedError
+from contracts.errors import DeadLetterReason, LedgerRejectedError
 from contracts.headers import HEADER_REASON, HEADER_SIGNATURE
 from contracts.signing import Signer
 from contracts.topology import DEAD_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
@@ -50,6 +50,7 @@ class Recording:
             stall_seconds=stall_seconds,
         )
         self.dead: list[tuple[bytes, str]] = []
+        self.codes: list[DeadLetterReason] = []
 
     async def store_many(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
         if self.down_for:
@@ -58,12 +59,15 @@ class Recording:
         self.batches.append(len(replies))
         return await self.ledger.store_replies(replies)
 
-    async def dead_letter(self, message: aio_pika.abc.AbstractIncomingMessage, why: str) -> bool:
+    async def dead_letter(
+        self, message: aio_pika.abc.AbstractIncomingMessage, reason: DeadLetterReason, why: str
+    ) -> bool:
         async with await aio_pika.connect(self.amqp_url) as conn:
             channel = await conn.channel(publisher_confirms=True)
             copy = aio_pika.Message(message.body, headers={HEADER_REASON: why})
             await channel.default_exchange.publish(copy, routing_key=DEAD_QUEUE.name)
         self.dead.append((message.body, why))
+        self.codes.append(reason)
         return True
 
     def observe(self, batch: Sequence[Recorded]) -> None:
@@ -151,6 +155,7 @@ async def test_what_cannot_be_stored_is_dead_lettered_and_the_rest_moves_on(
     reasons = [why for _, why in recording.dead]
     assert reasons[0].startswith("invalid reply")
     assert reasons[1] == "reply for offset 999, never handed out (seq 0)"
+    assert recording.codes == [DeadLetterReason.INVALID_REPLY, DeadLetterReason.UNKNOWN_OFFSET]
     assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
     assert await left_in_queue(amqp_url, DEAD_QUEUE.name) == 2
 
@@ -242,6 +247,13 @@ async def test_replies_that_cannot_be_true_of_their_job_are_refused(ledger, conn
     assert reasons[2].startswith("too large: a reply of ")
     assert reasons[3] == f"misrouted reply: routing key 'reply.{other}' for offset {offset}"
     assert reasons[4].startswith(f"refused reply: seq 100000 of offset {other} is more than")
+    assert recording.codes == [
+        DeadLetterReason.REFUSED_REPLY,
+        DeadLetterReason.REFUSED_REPLY,
+        DeadLetterReason.TOO_LARGE,
+        DeadLetterReason.MISROUTED,
+        DeadLetterReason.REFUSED_REPLY,
+    ]
     assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0
 
 

@@ -6,10 +6,12 @@ from typing import Any
 
 import aio_pika
 
+from contracts.errors import DeadLetterReason
 from contracts.headers import (
     HEADER_DELIVERY_COUNT,
     HEADER_ORIGINAL_SIZE,
     HEADER_REASON,
+    HEADER_REASON_CODE,
     HEADER_SOURCE,
     HEADER_TRUNCATED,
     HEADER_USER_ID,
@@ -39,7 +41,9 @@ def delivered(body: bytes, **properties: Any) -> Any:
 
 
 def copy_of(message: Any) -> aio_pika.Message:
-    return dead_letter_copy(message, reason="invalid job: nope", source=JOBS_QUEUE)
+    return dead_letter_copy(
+        message, reason=DeadLetterReason.INVALID_JOB, detail="invalid job: nope", source=JOBS_QUEUE
+    )
 
 
 def test_a_body_at_the_limit_is_kept_whole_one_byte_more_is_cut():
@@ -76,6 +80,12 @@ def test_the_copy_is_persistent_and_traceable():
     assert copy.headers[HEADER_SOURCE] == JOBS_QUEUE.name
 
 
+def test_the_copy_says_why_as_a_code_and_in_words():
+    copy = copy_of(delivered(b"{}"))
+    assert copy.headers[HEADER_REASON_CODE] == "invalid_job"
+    assert copy.headers[HEADER_REASON] == "invalid job: nope"
+
+
 def test_what_would_break_the_copy_or_a_requeue_is_left_out():
     copy = copy_of(
         delivered(b"{}", user_id="worker", expiration=5, headers={"x-delivery-count": 3})
@@ -95,5 +105,10 @@ def test_a_hostile_delivery_count_reads_as_zero():
 
 
 def test_a_long_reason_is_cut():
-    copy = dead_letter_copy(delivered(b"{}"), reason="r" * 10_000, source=JOBS_QUEUE)
+    copy = dead_letter_copy(
+        delivered(b"{}"),
+        reason=DeadLetterReason.STEP_FAILED,
+        detail="r" * 10_000,
+        source=JOBS_QUEUE,
+    )
     assert len(copy.headers[HEADER_REASON]) == 1000
