@@ -1,4 +1,7 @@
 # The two commands of the README: `make run` (set up and run) and `make test` (the whole suite).
+# Each does all the set-up on a fresh machine: the venv, and the services it needs when nothing
+# answers on their URLs (harness/services.py: the machine's RabbitMQ and PostgreSQL, or for
+# `make run` the compose file's RabbitMQ where Docker is; otherwise one line says how).
 VENV ?= .venv
 PYTHON ?= python3
 
@@ -13,10 +16,10 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup  ## gateway + worker in one process on the local RabbitMQ
-	$(VENV)/bin/jobcast serve
+	$(PYTHON) -m harness.services run -- $(VENV)/bin/jobcast serve
 
 test: setup  ## unit, integration, end-to-end and fault tests, against the real broker
-	$(VENV)/bin/pytest
+	$(PYTHON) -m harness.services test -- $(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
