@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from client.amqp import AmqpTransport
 from client.follow import merge
 from client.http import HttpTransport
-from contracts import JobAccepted, JobRecord, JobRequest, JobState, Reply, UnavailableError
+from contracts import JobAccepted, JobRecord, JobRequest, Reply, UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class JobcastClient:
                 return [r for r in record.replies if r.seq > since]
 
         record = await self.http.job(offset)
-        if record.state in (JobState.DONE, JobState.FAILED):  # nothing more will come
+        if record.state.is_final:  # nothing more will come
             for reply in record.replies:
                 if reply.seq > after:
                     yield reply

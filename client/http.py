@@ -15,7 +15,6 @@ from contracts import (
     JobAccepted,
     JobRecord,
     JobRequest,
-    JobState,
     Reply,
     UnavailableError,
     UnknownOffsetError,
@@ -146,7 +145,7 @@ class HttpTransport:
             record = await self.job(offset)
         except UnavailableError:  # unreachable, or 503: it may be restarting
             return None
-        if record.state not in (JobState.DONE, JobState.FAILED):
+        if not record.state.is_final:
             return None
         return [reply for reply in record.replies if reply.seq > after]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BeforeValidator, JsonValue
 
-from contracts import JobRecord, JobState
+from contracts import JobRecord
 from query.service import Results
 
 router = APIRouter(tags=["results"])
@@ -69,7 +69,7 @@ async def read_messages(
     found = results(request)
     if wait > 0:
         record = await found.job(offset)
-        if record.state in (JobState.DONE, JobState.FAILED):  # nothing newer will ever come
+        if record.state.is_final:  # nothing newer will ever come
             return [reply.value for reply in record.replies]
         if not await _while_connected(request, found.wait_for(offset, after, timeout=wait)):
             return []  # the caller went away: nobody reads this answer

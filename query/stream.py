@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from contracts import JobState, Reply
+from contracts import Reply
 from query.http import ERRORS, MAX_SEQ, Offset, results
 from query.service import Results
 
@@ -72,7 +72,7 @@ async def stream_messages(
     # and a job already ended streams its history and closes, even resumed after its end.
     record = await found.job(offset)
     history = [reply for reply in record.replies if reply.seq > start]
-    ended = record.state in (JobState.DONE, JobState.FAILED)
+    ended = record.state.is_final
     shutdown = anyio.Event()
     return EventSourceResponse(
         _events(found, offset, start, history, ended, shutdown),
