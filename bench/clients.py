@@ -8,13 +8,14 @@ import aio_pika
 import httpx
 import orjson
 
+from contracts.topology import DIRECT_REPLY_TO
+
 WINDOW = 256
 """Submissions in flight at once (unconfirmed publishes, or open HTTP requests)."""
 
 HTTP_CONNECTIONS = 8
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 class AmqpSubmitter:

@@ -6,8 +6,9 @@ import uuid
 import aio_pika
 import orjson
 
+from contracts.topology import DIRECT_REPLY_TO
+
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 async def test_answers_on_direct_reply_to_arrive_without_errors(spawn, jobcast_env, amqp_url):

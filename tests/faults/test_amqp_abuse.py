@@ -9,12 +9,11 @@ import aio_pika
 import orjson
 import pytest
 
-from contracts.topology import DEAD_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
+from contracts.topology import DEAD_QUEUE, DIRECT_REPLY_TO, PROGRESS_QUEUE, SCHEDULE_QUEUE
 from harness.processes import JobcastProcess
 from tests.conftest import Spawner
 from tests.support.waiting import eventually
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 GOOD = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
 
