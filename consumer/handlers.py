@@ -16,8 +16,14 @@ from contracts.errors import BrokerUnavailableError, DeadLetterReason, describe
 from contracts.headers import HEADER_SIGNATURE
 from contracts.messages import MAX_REQUEST_BYTES
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
-from messaging.consumer import AroundConsume, Consumer, Message, nothing_around, quietly_nack
-from messaging.dead_letters import dead_letters_via
+from messaging.consumer import (
+    AroundConsume,
+    Consumer,
+    DeadLetter,
+    Message,
+    nothing_around,
+    quietly_nack,
+)
 from messaging.publishing import publish_confirmed
 from messaging.rpc import request_reply
 
@@ -31,15 +37,11 @@ class JobConsumer(Consumer):
         self,
         worker: Worker,
         broker: RabbitBroker,
+        dead_letter: DeadLetter,
         *,
         around: AroundConsume = nothing_around,
     ) -> None:
-        super().__init__(
-            JOBS_QUEUE,
-            dead_letters_via(broker, JOBS_QUEUE),
-            prefetch=worker.concurrency,
-            around=around,
-        )
+        super().__init__(JOBS_QUEUE, dead_letter, prefetch=worker.concurrency, around=around)
         self.worker = worker
         self._broker = broker
 

@@ -4,7 +4,6 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 from aio_pika.abc import AbstractRobustConnection
@@ -12,21 +11,20 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.handlers import JobConsumer
 from consumer.pipelines import load_registry
-from consumer.runner import RetryPolicy
+from consumer.runner import RetryPolicy, StepObserver
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
 from contracts.errors import ConfigurationError
 from contracts.headers import HEADER_SIGNATURE
 from contracts.signing import DEVELOPMENT_KEY, Signer
 from contracts.topology import JOBS_QUEUE
-from jobcast.metrics import Metrics
 from jobcast.settings import Settings
-from jobcast.tracing import Tracing
-from jobcast.tracking import consuming
 from messaging.connection import BROKER_FAILURES, unreachable
 from messaging.connection import connect as connect_robust
+from messaging.dead_letters import dead_letters_via
 from messaging.declare import declare_topology
 from messaging.publishing import ConfirmedChannel
+from observability.hooks import Hooks
 from producer.service import PublishJob
 
 BUILTIN_PIPELINES = "consumer.builtin"
@@ -34,14 +32,14 @@ BUILTIN_PIPELINES = "consumer.builtin"
 logger = logging.getLogger(__name__)
 
 
-def create_broker(
-    settings: Settings, routers: list[RabbitRouter], middlewares: Sequence[Any] = ()
-) -> RabbitBroker:
-    """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`."""
+def create_broker(settings: Settings, routers: Sequence[RabbitRouter] = ()) -> RabbitBroker:
+    """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`.
+
+    No middlewares: what it carries is counted and traced by the hooks its handlers are given
+    (observability/hooks.py), like everything aio-pika carries."""
     return RabbitBroker(
         settings.amqp_url,
         routers=routers,
-        middlewares=middlewares,
         # NOTE: graceful_timeout bounds how long stop() waits for running handlers (SIGTERM).
         graceful_timeout=settings.grace_seconds or None,
         reconnect_interval=1.0,
@@ -60,10 +58,10 @@ async def start_broker(
     """Connect, declare the topology, start the `attach`ed parts, then start consuming;
     BrokerUnavailableError if unreachable."""
     try:
-        await broker.connect()
+        connection = await broker.connect()
         await declare_topology(settings.amqp_url)
         for start in attach:
-            await start(broker_connection(broker))
+            await start(connection)
         await broker.start()
     except BROKER_FAILURES as exc:
         raise unreachable(settings.amqp_url, exc) from exc
@@ -72,16 +70,6 @@ async def start_broker(
 async def connect(settings: Settings) -> AbstractRobustConnection:
     """A robust aio-pika connection of its own; BrokerUnavailableError if unreachable."""
     return await connect_robust(settings.amqp_url)
-
-
-def broker_connection(broker: RabbitBroker) -> AbstractRobustConnection:
-    """The started broker's aio-pika connection, for the hot paths that use aio-pika directly."""
-    # NOTE: FastStream exposes the aio-pika connection only as `_connection` (its own
-    # `Connection` annotation reads the same attribute); None before start and under tests.
-    connection: AbstractRobustConnection | None = getattr(broker, "_connection", None)
-    if connection is None:
-        raise BrokerUnavailableError("the broker is not connected")
-    return connection
 
 
 def broker_reconnecting(broker: RabbitBroker) -> bool:
@@ -139,22 +127,43 @@ def job_publisher(
     return publish
 
 
-def job_consumer(
-    worker: Worker, broker: RabbitBroker, metrics: Metrics, tracing: Tracing | None
-) -> JobConsumer:
-    """The consumer of jobcast.jobs for `worker`, its steps and replies measured (and traced)."""
-    worker.observe = metrics.step_observer()
-    worker.replies.published = metrics.reply_published
-    metrics.watch_worker(worker)
-    span = None
-    if tracing is not None:
-        worker.observe = tracing.step_spans(worker.observe)
-        worker.replies.around = tracing.publish_span
-        span = tracing.consume_span
-    return JobConsumer(worker, broker, around=consuming(metrics, JOBS_QUEUE.name, span))
+class WorkerPart:
+    """A worker and its consumer of jobcast.jobs, as one part to start, drain and close; its
+    jobs, steps and replies counted and traced by `hooks`."""
+
+    def __init__(
+        self, settings: Settings, signing: Signer, broker: RabbitBroker, hooks: Hooks
+    ) -> None:
+        self.worker = build_worker(settings, signing, observe=hooks.steps())
+        self.worker.replies.around = hooks.publishing
+        self.worker.replies.published = hooks.reply_published
+        hooks.metrics.watch_worker(self.worker)
+        self.jobs = JobConsumer(
+            self.worker,
+            broker,
+            hooks.dead_letters(JOBS_QUEUE, dead_letters_via(broker, JOBS_QUEUE)),
+            around=hooks.consuming(JOBS_QUEUE),
+        )
+        self._grace = settings.grace_seconds or None
+
+    @property
+    def attach(self) -> list[Attach]:
+        """What start_broker starts on the broker's connection: replies first, then jobs."""
+        return [self.worker.replies.start, self.jobs.start]
+
+    async def drain(self) -> None:
+        """Take no new jobs; running ones finish their step (for the grace period at most),
+        then go back to the queue."""
+        self.worker.stopping.set()
+        await self.jobs.stop(timeout=self._grace)
+
+    async def close(self) -> None:
+        await self.worker.replies.close()
 
 
-def build_worker(settings: Settings, signing: Signer) -> Worker:
+def build_worker(
+    settings: Settings, signing: Signer, *, observe: StepObserver | None = None
+) -> Worker:
     """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES."""
     return Worker(
         registry=load_registry([BUILTIN_PIPELINES, *settings.pipelines]),
@@ -169,4 +178,5 @@ def build_worker(settings: Settings, signing: Signer) -> Worker:
         publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,
         max_deliveries=settings.max_deliveries,
+        observe=observe,
     )

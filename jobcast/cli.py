@@ -1,4 +1,4 @@
-"""The `jobcast` command: serve, gateway, worker (and the client commands)."""
+"""The `jobcast` command: serve, gateway, worker (and the client commands of client/cli.py)."""
 
 import asyncio
 import contextlib
@@ -11,13 +11,15 @@ import orjson
 import typer
 import uvicorn
 
+from client import cli as client_cli
 from contracts import BrokerUnavailableError, LedgerUnavailableError
 from contracts.errors import ConfigurationError
-from jobcast import console, http_limits, loop
+from jobcast import loop
 from jobcast.gateway import create_app
-from jobcast.logs import configure_logging
+from jobcast.http import server_limits
 from jobcast.settings import Settings
 from jobcast.worker_process import run_worker
+from observability.logs import configure_logging
 
 app = typer.Typer(
     help="Hand long-running jobs to RabbitMQ and follow every step live.",
@@ -48,7 +50,7 @@ def _serve_http(settings: Settings, *, with_worker: bool) -> None:
         access_log=settings.access_log,
         lifespan="off",
         timeout_graceful_shutdown=int(settings.grace_seconds) or None,
-        **http_limits.server_options(settings),
+        **server_limits.server_options(settings),
     )
 
     async def run() -> None:
@@ -129,9 +131,9 @@ def worker() -> None:
         _fail(exc)
 
 
-app.command()(console.submit)
-app.command()(console.watch)
-app.command()(console.status)
+app.command()(client_cli.submit)
+app.command()(client_cli.watch)
+app.command()(client_cli.status)
 
 
 @app.command()

@@ -8,35 +8,31 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from jobcast import http_limits
-from jobcast.bootstrap import build_worker, create_broker, job_consumer, signer, start_broker
-from jobcast.metrics import Metrics
-from jobcast.ops import create_ops_app
+from jobcast.bootstrap import WorkerPart, create_broker, signer, start_broker
+from jobcast.http import server_limits
 from jobcast.settings import Settings
-from jobcast.tracing import setup_tracing
-from jobcast.tracking import broker_middlewares
+from observability.hooks import Hooks
+from observability.metrics import Metrics
+from observability.probes import create_ops_app
+from observability.tracing import setup_tracing
 
 logger = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
     """Consume jobcast.jobs until SIGTERM or SIGINT; BrokerUnavailableError if unreachable."""
-    worker = build_worker(settings, signer(settings))
-    metrics = Metrics()
-    middlewares = broker_middlewares(metrics)
-    tracing = setup_tracing(settings, "jobcast-worker")
-    if tracing is not None:
-        middlewares = [*tracing.broker_middlewares(), *middlewares]
-    broker = create_broker(settings, [], middlewares)
-    jobs = job_consumer(worker, broker, metrics, tracing)
+    hooks = Hooks(Metrics(), setup_tracing(settings, "jobcast-worker"))
+    broker = create_broker(settings)
+    part = WorkerPart(settings, signer(settings), broker, hooks)
+    worker = part.worker
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await start_broker(broker, settings, attach=[worker.replies.start, jobs.start])
+    await start_broker(broker, settings, attach=part.attach)
     ops = None
     if settings.worker_port:
-        ops = _OpsServer(create_ops_app(broker, metrics, worker), settings)
+        ops = _OpsServer(create_ops_app(broker, hooks.metrics, worker), settings)
     serving = asyncio.create_task(ops.serve()) if ops is not None else None
     logger.info(
         "worker consuming; pipelines: %s; concurrency %s",
@@ -49,15 +45,13 @@ async def run_worker(settings: Settings) -> None:
         logger.info(
             "worker stopping: %s job(s) in flight finish their step, then go back", worker.in_flight
         )
-        worker.stopping.set()
-        await jobs.stop(timeout=settings.grace_seconds or None)
+        await part.drain()
         await broker.stop()
-        await worker.replies.close()
+        await part.close()
         if ops is not None and serving is not None:
             ops.should_exit = True
             await serving
-        if tracing is not None:
-            tracing.shutdown()
+        hooks.tracing.shutdown()
         logger.info("worker stopped")
 
 
@@ -76,7 +70,7 @@ class _OpsServer(uvicorn.Server):
                 log_config=None,
                 access_log=False,
                 lifespan="off",
-                **http_limits.server_options(settings),
+                **server_limits.server_options(settings),
             )
         )
 

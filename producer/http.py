@@ -2,13 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 
 from contracts import JobAccepted, JobRequest
 from contracts.text import IdempotencyKey
 from producer.service import Scheduler
-
-router = APIRouter(tags=["jobs"])
 
 ERRORS = {
     409: {"description": "The Idempotency-Key was used before for another request."},
@@ -21,17 +19,16 @@ ERRORS = {
 }
 
 
-def scheduler(request: Request) -> Scheduler:
-    """The gateway's Scheduler (set up by the composition root)."""
-    found: Scheduler = request.app.state.scheduler
-    return found
+def router(scheduler: Scheduler) -> APIRouter:
+    """POST /schedule, answered by `scheduler`."""
+    routes = APIRouter(tags=["jobs"])
 
+    @routes.post("/schedule", response_model=JobAccepted, responses=ERRORS)  # type: ignore[arg-type]
+    async def schedule_job(
+        job: JobRequest,
+        idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+    ) -> JobAccepted:
+        """Schedule a job; answers at once with the offset that names it."""
+        return await scheduler.schedule(job, idempotency_key=idempotency_key)
 
-@router.post("/schedule", response_model=JobAccepted, responses=ERRORS)  # type: ignore[arg-type]
-async def schedule_job(
-    job: JobRequest,
-    request: Request,
-    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
-) -> JobAccepted:
-    """Schedule a job; answers at once with the offset that names it."""
-    return await scheduler(request).schedule(job, idempotency_key=idempotency_key)
+    return routes

@@ -1,22 +1,20 @@
-"""The query side's broker edge: replies into the ledger, and resume points for workers."""
+"""The query side's FastStream edge: where a redelivered job resumes (the progress RPC)."""
 
 import logging
 from typing import Any
 
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker, RabbitResponse, RabbitRouter
+from faststream.rabbit import RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, ValidationError
 
 from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetError
 from contracts.errors import describe
 from contracts.messages import ProgressRejected
-from contracts.signing import Signer
-from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE
+from contracts.topology import PROGRESS_QUEUE
 from ledger.base import progress
-from messaging.dead_letters import dead_letters_via
+from messaging.consumer import AroundConsume, nothing_around
 from messaging.faststream import rabbit_queue
-from query.recorder import RecordObserver, ReplyRecorder, StoreMany
 from query.service import Results
 
 logger = logging.getLogger(__name__)
@@ -25,8 +23,9 @@ MAX_QUESTION_BYTES = 1024
 """A progress question is `{"offset": n}`; anything much larger is not one."""
 
 
-def query_router(results: Results) -> RabbitRouter:
-    """A router that answers workers' resume questions (replies are stored by ReplyRecorder)."""
+def query_router(results: Results, *, around: AroundConsume = nothing_around) -> RabbitRouter:
+    """A router that answers workers' resume questions (replies are stored by ReplyRecorder);
+    each question handled inside `around`, as the aio-pika consumers handle theirs."""
     router = RabbitRouter()
 
     # NOTE: the body is parsed here, not by FastStream (its decoder stays out: `_undecoded`):
@@ -38,7 +37,9 @@ def query_router(results: Results) -> RabbitRouter:
         """Tell a worker where a redelivered job resumes."""
         # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to
         # address and *also* returns it as NO_ROUTE (see producer/intake.py).
-        return RabbitResponse(await _answer(results, msg.body), mandatory=False)
+        with around(msg.raw_message):
+            answer = await _answer(results, msg.body)
+        return RabbitResponse(answer, mandatory=False)
 
     return router
 
@@ -67,24 +68,3 @@ async def _answer(results: Results, body: bytes) -> BaseModel:
     except UnavailableError as exc:
         logger.warning("progress of offset=%s unknown: %s", query.offset, exc)
         return ProgressRejected(error="unavailable", detail=str(exc))
-
-
-def reply_recorder(
-    broker: RabbitBroker,
-    results: Results,
-    store_many: StoreMany,
-    signer: Signer,
-    *,
-    prefetch: int,
-    observe: RecordObserver | None = None,
-) -> ReplyRecorder:
-    """The consumer of jobcast.ledger, dead-lettering through `broker` what it cannot store."""
-
-    return ReplyRecorder(
-        store_many,
-        results.hub,
-        dead_letters_via(broker, LEDGER_QUEUE),
-        signer,
-        prefetch=prefetch,
-        observe=observe,
-    )

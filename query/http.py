@@ -10,8 +10,6 @@ from pydantic import BeforeValidator, JsonValue
 from contracts import JobRecord
 from query.service import Results
 
-router = APIRouter(tags=["results"])
-
 # NOTE: both ledgers keep offsets as 64-bit and seqs as 32-bit integers; a larger number in a
 # URL must be a 422 (it was never handed out), not an overflow inside the database driver.
 MAX_OFFSET = 2**63 - 1
@@ -43,37 +41,42 @@ ERRORS = {
 MAX_WAIT_SECONDS = 60.0
 
 
-def results(request: Request) -> Results:
-    """The gateway's Results (set up by the composition root)."""
-    found: Results = request.app.state.results
-    return found
+def router(results: Results) -> APIRouter:
+    """GET /messages/{offset} (with the long poll) and GET /jobs/{offset}, read from `results`."""
+    routes = APIRouter(tags=["results"])
 
+    @routes.get("/messages/{offset}", response_model=list[JsonValue], responses=ERRORS)  # type: ignore[arg-type]
+    async def read_messages(
+        offset: Offset,
+        request: Request,
+        wait: Annotated[
+            float,
+            Query(
+                ge=0,
+                le=MAX_WAIT_SECONDS,
+                description="Long poll: wait up to this many seconds for a reply newer than "
+                "`after`.",
+            ),
+        ] = 0,
+        after: Annotated[
+            int, Query(ge=-1, le=MAX_SEQ, description="With wait: the last seq already seen.")
+        ] = -1,
+    ) -> list[JsonValue]:
+        """The job's results so far, in step order; `[]` before the first."""
+        if wait > 0:
+            record = await results.job(offset)
+            if record.state.is_final:  # nothing newer will ever come
+                return [reply.value for reply in record.replies]
+            if not await _while_connected(request, results.wait_for(offset, after, timeout=wait)):
+                return []  # the caller went away: nobody reads this answer
+        return await results.messages(offset)
 
-@router.get("/messages/{offset}", response_model=list[JsonValue], responses=ERRORS)  # type: ignore[arg-type]
-async def read_messages(
-    offset: Offset,
-    request: Request,
-    wait: Annotated[
-        float,
-        Query(
-            ge=0,
-            le=MAX_WAIT_SECONDS,
-            description="Long poll: wait up to this many seconds for a reply newer than `after`.",
-        ),
-    ] = 0,
-    after: Annotated[
-        int, Query(ge=-1, le=MAX_SEQ, description="With wait: the last seq already seen.")
-    ] = -1,
-) -> list[JsonValue]:
-    """The job's results so far, in step order; `[]` before the first."""
-    found = results(request)
-    if wait > 0:
-        record = await found.job(offset)
-        if record.state.is_final:  # nothing newer will ever come
-            return [reply.value for reply in record.replies]
-        if not await _while_connected(request, found.wait_for(offset, after, timeout=wait)):
-            return []  # the caller went away: nobody reads this answer
-    return await found.messages(offset)
+    @routes.get("/jobs/{offset}", response_model=JobRecord, responses=ERRORS)  # type: ignore[arg-type]
+    async def read_job(offset: Offset) -> JobRecord:
+        """The job's state, request, replies, timestamps and error."""
+        return await results.job(offset)
+
+    return routes
 
 
 async def _while_connected(request: Request, waiting: Awaitable[object]) -> bool:
@@ -99,9 +102,3 @@ async def _disconnected(request: Request) -> None:
     """Return once the client has gone (ASGI `http.disconnect`)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass  # a GET's (empty) body
-
-
-@router.get("/jobs/{offset}", response_model=JobRecord, responses=ERRORS)  # type: ignore[arg-type]
-async def read_job(offset: Offset, request: Request) -> JobRecord:
-    """The job's state, request, replies, timestamps and error."""
-    return await results(request).job(offset)

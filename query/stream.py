@@ -6,14 +6,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import Reply
-from query.http import ERRORS, MAX_SEQ, Offset, results
+from query.http import ERRORS, MAX_SEQ, Offset
 from query.service import Results
-
-router = APIRouter(tags=["results"])
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing a quiet stream."""
@@ -48,38 +46,51 @@ def reply_event(reply: Reply) -> ServerSentEvent:
     return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=str(reply.seq))
 
 
-@router.get("/messages/{offset}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)  # type: ignore[arg-type]
-async def stream_messages(
-    offset: Offset,
-    request: Request,
-    last_event_id: Annotated[
-        int | None,
-        Header(
-            ge=-1, le=MAX_SEQ, description="Resume after this seq (browsers send it on reconnect)."
-        ),
-    ] = None,
-    after: Annotated[
-        int,
-        Query(
-            ge=-1, le=MAX_SEQ, description="Start after this seq (when no Last-Event-ID is sent)."
-        ),
-    ] = -1,
-) -> EventSourceResponse:
-    """Follow the job live: every reply, history then live, then a final event, then close."""
-    found = results(request)
-    start = last_event_id if last_event_id is not None else after
-    # NOTE: read before streaming, so an unknown offset is a plain 404, not a broken stream;
-    # and a job already ended streams its history and closes, even resumed after its end.
-    record = await found.job(offset)
-    history = [reply for reply in record.replies if reply.seq > start]
-    ended = record.state.is_final
-    shutdown = anyio.Event()
-    return EventSourceResponse(
-        _events(found, offset, start, history, ended, shutdown),
-        ping=PING_SECONDS,
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+def router(results: Results) -> APIRouter:
+    """GET /messages/{offset}/stream, following jobs in `results`."""
+    routes = APIRouter(tags=["results"])
+
+    @routes.get(
+        "/messages/{offset}/stream",
+        response_class=EventSourceResponse,
+        responses=STREAM_DOC,  # type: ignore[arg-type]
     )
+    async def stream_messages(
+        offset: Offset,
+        last_event_id: Annotated[
+            int | None,
+            Header(
+                ge=-1,
+                le=MAX_SEQ,
+                description="Resume after this seq (browsers send it on reconnect).",
+            ),
+        ] = None,
+        after: Annotated[
+            int,
+            Query(
+                ge=-1,
+                le=MAX_SEQ,
+                description="Start after this seq (when no Last-Event-ID is sent).",
+            ),
+        ] = -1,
+    ) -> EventSourceResponse:
+        """Follow the job live: every reply, history then live, then a final event, then close."""
+        start = last_event_id if last_event_id is not None else after
+        # NOTE: read before streaming, so an unknown offset is a plain 404, not a broken
+        # stream; and a job already ended streams its history and closes, even resumed after
+        # its end.
+        record = await results.job(offset)
+        history = [reply for reply in record.replies if reply.seq > start]
+        ended = record.state.is_final
+        shutdown = anyio.Event()
+        return EventSourceResponse(
+            _events(results, offset, start, history, ended, shutdown),
+            ping=PING_SECONDS,
+            shutdown_event=shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+        )
+
+    return routes
 
 
 async def _events(

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from contracts import JobRequest, Reply, ReplyKind
-from jobcast.gateway import install_error_handlers
+from jobcast.http.errors import install_error_handlers
 from ledger import Ledger
 from ledger.postgres import PostgresLedger
 from query import http as query_http
@@ -45,9 +45,8 @@ async def results(ledger: Ledger) -> Results:
 @pytest.fixture
 async def http(results: Results) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
-    app.state.results = results
-    app.include_router(query_http.router)
-    app.include_router(query_stream.router)
+    app.include_router(query_http.router(results))
+    app.include_router(query_stream.router(results))
     install_error_handlers(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://jobcast") as client:

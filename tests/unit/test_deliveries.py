@@ -6,8 +6,8 @@ import pytest
 
 from consumer.deliveries import crashes, hand_back_headers, handed_back
 from contracts.headers import HEADER_CRASHES
-from jobcast.tracking import fields_of
 from messaging.connection import delivery_count
+from observability.hooks import fields_of
 
 CAP = 8
 

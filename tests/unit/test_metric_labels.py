@@ -1,6 +1,6 @@
 """Metrics labels stay bounded: one series per queue, never one per job."""
 
-from jobcast.tracking import destination_of
+from observability.tracing import destination_of
 
 
 def test_reply_keys_and_reply_to_addresses_collapse_to_one_label():

@@ -5,26 +5,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import Reply, ReplyKind
-from jobcast.metrics import BoundedLabel, Metrics, dead_letter_reason
-from jobcast.tracking import fields_of
+from observability.hooks import Hooks, fields_of
+from observability.metrics import BoundedLabel, Metrics
+from observability.tracing import NoTracing
 
 
 def test_fn_labels_are_bounded():
     label = BoundedLabel(limit=2)
     assert [label(v) for v in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "unknown"]
-
-
-def test_dead_letter_reasons_map_to_a_few_labels():
-    assert dead_letter_reason("invalid job: offset: field required") == "invalid_job"
-    assert dead_letter_reason("invalid job request: fn: too long") == "invalid_request"
-    assert dead_letter_reason("unknown fn 'x'; known pipelines: default_fn") == "unknown_pipeline"
-    assert dead_letter_reason("step 1 of 'breaks' failed: PermanentStepError: no") == "step_failed"
-    assert dead_letter_reason("reply for offset 9, never handed out") == "unknown_offset"
-    assert dead_letter_reason("gave up after 5 deliveries: each time, the worker died") == (
-        "crash_loop"
-    )
-    assert dead_letter_reason("something new 12345") == "other"
-    assert dead_letter_reason(None) == "other"
 
 
 def test_log_fields_of_a_job():
@@ -59,10 +47,10 @@ def test_job_outcomes_and_steps_are_counted_by_fn():
 
 
 def test_tracing_is_off_by_default_and_says_what_is_missing(monkeypatch):
-    from jobcast import tracing
     from jobcast.settings import Settings
+    from observability import tracing
 
-    assert tracing.setup_tracing(Settings(), "test") is None
+    assert isinstance(tracing.setup_tracing(Settings(), "test"), tracing.NoTracing)
     monkeypatch.setattr(tracing, "TracerProvider", None)
     with pytest.raises(tracing.TracingUnavailableError, match=r"jobcast\[otel\]"):
         tracing.setup_tracing(Settings(tracing="console"), "test")
@@ -71,8 +59,8 @@ def test_tracing_is_off_by_default_and_says_what_is_missing(monkeypatch):
 def test_the_job_consumer_counts_redeliveries_and_binds_the_job_to_log_lines():
     from types import SimpleNamespace
 
-    from jobcast.logs import job_context
-    from jobcast.tracking import consuming
+    from contracts.topology import JOBS_QUEUE
+    from observability.logs import job_context
 
     metrics = Metrics()
     seen: list[dict[str, object]] = []
@@ -82,9 +70,57 @@ def test_the_job_consumer_counts_redeliveries_and_binds_the_job_to_log_lines():
         body=orjson.dumps({"offset": 5, "request": {"fn": "default_fn"}}),
         headers={"x-delivery-count": 1},
     )
-    with consuming(metrics, "jobcast.jobs")(message):  # type: ignore[arg-type]
+    with Hooks(metrics, NoTracing()).consuming(JOBS_QUEUE)(message):  # type: ignore[arg-type]
         seen.append(dict(job_context.get()))
     assert seen == [{"offset": 5, "fn": "default_fn", "delivery": 1}]
     assert job_context.get() == {}  # unbound once the message is handled
     body = metrics.render()[0].decode()
     assert 'jobcast_redeliveries_total{queue="jobcast.jobs"} 1.0' in body
+
+
+async def test_dead_letter_copies_are_counted_by_their_reason_code_once_confirmed():
+    from contracts.errors import DeadLetterReason
+    from contracts.topology import JOBS_QUEUE
+
+    metrics = Metrics()
+    confirmed = iter([True, False])
+
+    async def copy(message: object, reason: DeadLetterReason, detail: str) -> bool:
+        return next(confirmed)
+
+    dead_letter = Hooks(metrics, NoTracing()).dead_letters(JOBS_QUEUE, copy)
+    failed = DeadLetterReason.STEP_FAILED
+    assert await dead_letter(object(), failed, "step 1 of 'breaks' failed")  # type: ignore[arg-type]
+    assert not await dead_letter(object(), failed, "step 1 of 'breaks' failed")  # type: ignore[arg-type]
+    body = metrics.render()[0].decode()
+    assert 'jobcast_dead_lettered_total{queue="jobcast.jobs",reason="step_failed"} 1.0' in body
+
+
+async def test_the_progress_responder_faststream_carries_is_counted_by_the_same_hook(tmp_path):
+    from faststream.rabbit import TestRabbitBroker
+
+    from contracts import Progress, ProgressQuery
+    from contracts.topology import PROGRESS_QUEUE
+    from jobcast.bootstrap import create_broker
+    from jobcast.settings import Settings
+    from ledger import open_ledger
+    from query.handlers import query_router
+    from query.live import ReplyHub
+    from query.service import Results
+
+    metrics = Metrics()
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    around = Hooks(metrics, NoTracing()).consuming(PROGRESS_QUEUE)
+    broker = create_broker(Settings(), [query_router(Results(ledger, ReplyHub()), around=around)])
+    await ledger.open()
+    try:
+        async with TestRabbitBroker(broker) as testing:
+            answer = await testing.request(ProgressQuery(offset=7), queue=PROGRESS_QUEUE.name)
+    finally:
+        await ledger.close()
+    assert Progress.model_validate_json(answer.body) == Progress(offset=7, next_seq=0)
+    body = metrics.render()[0].decode()
+    assert 'jobcast_messages_received_total{queue="jobcast.progress"} 1.0' in body
+    assert (
+        'jobcast_message_handling_seconds_count{outcome="ok",queue="jobcast.progress"} 1.0' in body
+    )

@@ -5,8 +5,8 @@ import httpx
 from consumer.pipelines import Registry
 from consumer.worker import Worker
 from contracts.signing import Signer
-from jobcast.metrics import Metrics
-from jobcast.ops import create_ops_app
+from observability.metrics import Metrics
+from observability.probes import create_ops_app
 
 
 class ReachableBroker:
@@ -32,8 +32,9 @@ class StalledRecorder:
 
 
 async def test_a_gateway_whose_recorder_cannot_make_progress_is_not_ready():
-    app = create_ops_app(ReachableBroker(), Metrics(), Worker(Registry(), Signer("k")))  # type: ignore[arg-type]
-    app.state.recorder = StalledRecorder()
+    app = create_ops_app(
+        ReachableBroker(), Metrics(), Worker(Registry(), Signer("k")), recorder=StalledRecorder()
+    )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as http:

@@ -1,30 +1,36 @@
 """Optional OpenTelemetry tracing (`pip install 'jobcast[otel]'`, JOBCAST_TRACING=console|otlp).
 
 One trace runs from `POST /schedule` (continuing the caller's `traceparent`, if any) through the
-job message, every step and every reply into the ledger: FastStream's telemetry middleware
-carries the W3C context in message headers, and the Job itself carries it too (`Job.trace`)
-for consumers that read the body only.
+job message, every step and every reply into the ledger: the hooks (hooks.py) carry the W3C
+context in message headers, and the Job itself carries it too (`Job.trace`) for consumers that
+read the body only. With tracing off, `NoTracing` stands in: every hook passes through.
 """
 
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
+from starlette.middleware import Middleware
 
 from consumer.runner import StepObserver
 from contracts import Job
-from contracts.topology import LEDGER_QUEUE, REPLIES_EXCHANGE, REPLY_KEY_ALL
-from jobcast.settings import Settings
-from jobcast.tracking import destination_of
+from contracts.topology import (
+    DEAD_QUEUE,
+    DIRECT_REPLY_TO,
+    JOBS_QUEUE,
+    LEDGER_QUEUE,
+    PROGRESS_QUEUE,
+    REPLIES_EXCHANGE,
+    REPLY_KEY_ALL,
+    SCHEDULE_QUEUE,
+)
 from producer.service import PublishJob
 from query.recorder import Recorded, RecordObserver
 
 try:
-    from faststream.opentelemetry import TelemetryMiddleware
-    from faststream.rabbit.opentelemetry.provider import RabbitTelemetrySettingsProvider
     from opentelemetry import propagate, trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -37,20 +43,106 @@ try:
 except ImportError:  # the otel extra is not installed
     TracerProvider = None  # type: ignore[assignment,misc]
 
+_REPLY_PREFIX = "reply."
+_KNOWN = {q.name for q in (JOBS_QUEUE, SCHEDULE_QUEUE, PROGRESS_QUEUE, LEDGER_QUEUE, DEAD_QUEUE)}
+
 
 class TracingUnavailableError(RuntimeError):
     """JOBCAST_TRACING is on but the otel extra is not installed."""
 
 
-def setup_tracing(settings: Settings, service: str) -> "Tracing | None":
-    """Tracing for one process, or None when JOBCAST_TRACING is off."""
+class Tracing(Protocol):
+    """The hooks that trace one process: each wraps a part's own hook or publish."""
+
+    def carry(self, publish: PublishJob) -> PublishJob:
+        """`publish` that writes the current trace context into the Job (`Job.trace`)."""
+        ...
+
+    def step_spans(self, inner: StepObserver) -> StepObserver:
+        """A step observer that records a span per step attempt, then calls `inner`."""
+        ...
+
+    def publish_span(
+        self, exchange: str, routing_key: str
+    ) -> AbstractContextManager[dict[str, str]]:
+        """A producer span around one publish; yields the headers that carry its context."""
+        ...
+
+    def consume_span(self, message: AbstractIncomingMessage) -> AbstractContextManager[object]:
+        """A consumer span around handling one message, continuing the trace it carries."""
+        ...
+
+    def recorded_spans(self, inner: RecordObserver) -> RecordObserver:
+        """A record observer that records a span per reply settled, then calls `inner`."""
+        ...
+
+    def http_middleware(self) -> list[Middleware]:
+        """ASGI middleware that opens a server span per HTTP request."""
+        ...
+
+    def shutdown(self) -> None:
+        """Flush and stop exporting."""
+        ...
+
+
+class NoTracing:
+    """Tracing off: every hook is the part's own, nothing is recorded."""
+
+    def carry(self, publish: PublishJob) -> PublishJob:
+        return publish
+
+    def step_spans(self, inner: StepObserver) -> StepObserver:
+        return inner
+
+    def publish_span(
+        self, exchange: str, routing_key: str
+    ) -> AbstractContextManager[dict[str, str]]:
+        return nullcontext({})
+
+    def consume_span(self, message: AbstractIncomingMessage) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def recorded_spans(self, inner: RecordObserver) -> RecordObserver:
+        return inner
+
+    def http_middleware(self) -> list[Middleware]:
+        return []
+
+    def shutdown(self) -> None:
+        pass
+
+
+class TracingSettings(Protocol):
+    """What tracing is set up from (jobcast's Settings)."""
+
+    @property
+    def tracing(self) -> str:
+        """off, console or otlp (JOBCAST_TRACING)."""
+        ...
+
+
+def setup_tracing(settings: TracingSettings, service: str) -> Tracing:
+    """Tracing for one process: `NoTracing` when JOBCAST_TRACING is off."""
     if settings.tracing == "off":
-        return None
+        return NoTracing()
     if TracerProvider is None:
         raise TracingUnavailableError(
             "JOBCAST_TRACING needs the otel extra: pip install 'jobcast[otel]'"
         )
-    return Tracing(service, settings.tracing)
+    return OtelTracing(service, settings.tracing)
+
+
+def destination_of(routing_key: str) -> str:
+    """A routing key as a span name part: the queue's name, `reply.*` or the reply-to address.
+
+    A span named after reply.<offset> would be a new name for every job, which tracing
+    backends index and group by.
+    """
+    if routing_key.startswith(_REPLY_PREFIX):
+        return REPLY_KEY_ALL
+    if routing_key.startswith(DIRECT_REPLY_TO):
+        return DIRECT_REPLY_TO
+    return routing_key if routing_key in _KNOWN else "other"
 
 
 def _one_line(span: "ReadableSpan") -> str:
@@ -73,7 +165,7 @@ def _exporter(kind: str) -> "SpanExporter":
     return ConsoleSpanExporter(out=sys.stderr, formatter=_one_line)
 
 
-class Tracing:
+class OtelTracing:
     """A tracer provider of this process and the hooks that carry its context along."""
 
     def __init__(self, service: str, kind: str) -> None:
@@ -85,15 +177,6 @@ class Tracing:
         self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer("jobcast")
 
-    def broker_middlewares(self) -> list[Any]:
-        """FastStream's telemetry: a span per consume and publish, context in the headers."""
-        return [
-            TelemetryMiddleware(
-                settings_provider_factory=lambda _: _bounded_span_names(),
-                tracer_provider=self.provider,
-            )
-        ]
-
     def carry(self, publish: PublishJob) -> PublishJob:
         """`publish` that writes the current W3C context into the Job (`Job.trace`)."""
 
@@ -103,7 +186,7 @@ class Tracing:
 
         return carried
 
-    def step_spans(self, inner: StepObserver | None) -> StepObserver:
+    def step_spans(self, inner: StepObserver) -> StepObserver:
         """An `observe` hook that records a span for each step attempt, then calls `inner`."""
 
         def observe(fn: str, seq: int, seconds: float, ok: bool) -> None:
@@ -116,8 +199,7 @@ class Tracing:
             if not ok:
                 span.set_status(trace.StatusCode.ERROR)
             span.end(end_time=end)
-            if inner is not None:
-                inner(fn, seq, seconds, ok)
+            inner(fn, seq, seconds, ok)
 
         return observe
 
@@ -145,7 +227,7 @@ class Tracing:
         ):
             yield
 
-    def recorded_spans(self, inner: RecordObserver | None) -> RecordObserver:
+    def recorded_spans(self, inner: RecordObserver) -> RecordObserver:
         """The ReplyRecorder's `observe` hook: a consumer span per reply stored (or not),
         continuing the trace its headers carry, then `inner`."""
 
@@ -162,10 +244,13 @@ class Tracing:
                     },
                 )
                 span.end()
-            if inner is not None:
-                inner(batch)
+            inner(batch)
 
         return observe
+
+    def http_middleware(self) -> list[Middleware]:
+        """A server span per HTTP request (outermost: every log line and count sits inside)."""
+        return [Middleware(TraceRequests, tracer=self.tracer)]
 
     def shutdown(self) -> None:
         """Flush and stop exporting."""
@@ -181,30 +266,12 @@ def _text(value: object) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
 
 
-def _bounded_span_names() -> Any:
-    """FastStream's RabbitMQ span settings, naming spans by queue or `reply.*`.
-
-    FastStream names a span after the routing key; with reply.<offset> keys that is a new span
-    name for every job, which tracing backends index and group by.
-    """
-
-    class BoundedSpanNames(RabbitTelemetrySettingsProvider):
-        def get_consume_destination_name(self, msg: Any) -> str:
-            raw = msg.raw_message
-            return f"{raw.exchange or 'default'}.{destination_of(raw.routing_key or '')}"
-
-        def get_publish_destination_name(self, cmd: Any) -> str:
-            return f"{cmd.exchange.name or 'default'}.{destination_of(cmd.destination)}"
-
-    return BoundedSpanNames()
-
-
 class TraceRequests:
     """ASGI middleware: a server span per HTTP request, continuing the caller's `traceparent`."""
 
-    def __init__(self, app: Any, tracing: Tracing) -> None:
+    def __init__(self, app: Any, tracer: "trace.Tracer") -> None:
         self.app = app
-        self.tracer = tracing.tracer
+        self.tracer = tracer
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

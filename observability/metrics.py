@@ -8,9 +8,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from consumer.runner import StepObserver
 from consumer.worker import Worker
 from contracts import Job, Reply, ReplyKind
+from contracts.errors import DeadLetterReason
 from contracts.topology import LEDGER_QUEUE
-from jobcast.logs import job_context
 from ledger import StoreOutcome
+from observability.logs import job_context
 from producer.service import PublishJob
 from query.recorder import Recorded, StoreMany
 
@@ -19,23 +20,6 @@ MAX_LABEL_VALUES = 100
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
-
-DEAD_LETTER_REASONS = (
-    # (what the reason text starts with, the label), checked in order
-    ("invalid job request", "invalid_request"),
-    ("invalid job", "invalid_job"),
-    ("invalid reply", "invalid_reply"),
-    ("unknown fn", "unknown_pipeline"),
-    ("step ", "step_failed"),
-    ("idempotency key", "idempotency_conflict"),
-    ("reply for offset", "unknown_offset"),
-    ("refused reply", "refused_reply"),
-    ("unsigned", "unsigned"),
-    ("too large", "too_large"),
-    ("misrouted", "misrouted"),
-    ("ledger refused", "ledger_refused"),
-    ("gave up after", "crash_loop"),
-)
 
 
 class BoundedLabel:
@@ -57,14 +41,6 @@ class BoundedLabel:
             return "other"
         self._seen.add(value)
         return value
-
-
-def dead_letter_reason(text: str | None) -> str:
-    """A dead-letter reason as one of a few fixed labels."""
-    for prefix, label in DEAD_LETTER_REASONS:
-        if text and text.startswith(prefix):
-            return label
-    return "other"
 
 
 class Metrics:
@@ -92,6 +68,21 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "jobcast_jobs_in_flight", "Jobs this process is running now.", registry=r
+        )
+        self.received = Counter(
+            "jobcast_messages_received",
+            "Messages taken from a queue (whichever library consumed it).",
+            ["queue"],
+            registry=r,
+        )
+        self.handling_seconds = Histogram(
+            "jobcast_message_handling_seconds",
+            "Time to handle one message taken from a queue, by outcome (error: the handler"
+            " failed and the message went back); jobcast.ledger stores replies in batches:"
+            " see jobcast_ledger_write_seconds.",
+            ["queue", "outcome"],
+            buckets=STEP_BUCKETS,
+            registry=r,
         )
         self.redeliveries = Counter(
             "jobcast_redeliveries", "Messages RabbitMQ delivered again.", ["queue"], registry=r
@@ -156,6 +147,7 @@ class Metrics:
     def recorded(self, batch: Sequence[Recorded]) -> None:
         """The ReplyRecorder's `observe` hook: outcomes and redeliveries of a settled batch."""
         for item in batch:
+            self.received.labels(LEDGER_QUEUE.name).inc()
             self.replies_recorded.labels(item.outcome or "invalid").inc()
             if item.message.redelivered:
                 self.redelivered(LEDGER_QUEUE.name)
@@ -170,9 +162,9 @@ class Metrics:
         counter = self.completed if reply.kind is ReplyKind.DONE else self.failed
         counter.labels(self.fn(fn)).inc()
 
-    def dead_letter(self, queue: str, reason: str | None) -> None:
+    def dead_letter(self, queue: str, reason: DeadLetterReason) -> None:
         """jobcast moved a message from `queue` to jobcast.dead."""
-        self.dead_lettered.labels(queue, dead_letter_reason(reason)).inc()
+        self.dead_lettered.labels(queue, reason.value).inc()
 
     def redelivered(self, queue: str) -> None:
         """RabbitMQ delivered a message from `queue` again."""

@@ -1,11 +1,14 @@
 """The client commands of `jobcast`: submit, watch and status, over the gateway's HTTP API.
 
+Registered on the `jobcast` command by jobcast/cli.py; they need nothing but this library.
+
 Exit codes: 0 the job is done (or, for `status`, not failed); 1 the job failed; 2 the request
 was refused; 3 the gateway or the broker cannot be reached; 4 the offset was never handed out;
 5 `watch --timeout` ran out before the job ended.
 """
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
@@ -15,11 +18,14 @@ import orjson
 import typer
 from rich.console import Console
 
-from client import GatewayUnreachableError, JobcastClient, ScheduleRejectedError
+from client.async_client import DEFAULT_URL, JobcastClient
+from client.errors import GatewayUnreachableError, ScheduleRejectedError
 from contracts import JobRecord, JobState, Reply, ReplyKind, UnavailableError, UnknownOffsetError
-from jobcast.settings import Settings
 
 T = TypeVar("T")
+
+URL_VARIABLE = "JOBCAST_URL"
+"""The gateway the commands talk to when --url is not given (as in jobcast's Settings.url)."""
 
 
 class Exit(IntEnum):
@@ -145,7 +151,7 @@ def _print_json(value: object) -> None:
 
 def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -> None:
     """Run `command` with a client; map errors to a clear message and an exit code."""
-    base = url or Settings().url
+    base = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
 
     async def main() -> Exit:
         async with JobcastClient(base) as client:
