@@ -78,3 +78,7 @@ def test_the_query_side_imports_neither_producer_nor_consumer():
 )
 def test_only_the_composition_root_imports_jobcast(package):
     assert offending(package, {"jobcast", "observability"}) == {}
+
+
+def test_observability_is_wired_by_the_root_and_never_imports_it():
+    assert offending("observability", {"jobcast"}) == {}
