@@ -25,7 +25,6 @@ from messaging.dead_letters import dead_letters_via
 from messaging.declare import declare_topology
 from messaging.publishing import ConfirmedChannel
 from observability.hooks import Hooks
-from producer.service import PublishJob
 
 BUILTIN_PIPELINES = "consumer.builtin"
 
@@ -72,12 +71,6 @@ async def connect(settings: Settings) -> AbstractRobustConnection:
     return await connect_robust(settings.amqp_url)
 
 
-def broker_reconnecting(broker: RabbitBroker) -> bool:
-    """True while an established broker connection is lost and being re-established."""
-    connection = getattr(broker, "_connection", None)
-    return connection is not None and not connection.connected.is_set()
-
-
 def signer(settings: Settings) -> Signer:
     """The signer of jobs and replies; ConfigurationError if the development key would be used
     against a broker on another machine (anyone who read the code could forge results)."""
@@ -102,29 +95,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def job_publisher(
-    channel: ConfirmedChannel, broker: RabbitBroker, settings: Settings, signer: Signer
-) -> PublishJob:
-    """Publishes signed jobs persistently with confirms; fails fast while the broker is away."""
+class JobPublisher:
+    """Publishes signed jobs persistently with confirms, on a channel of its own; fails fast
+    while the broker is away. A `PublishJob`: the Scheduler calls it."""
 
-    async def publish(job: Job) -> None:
-        if broker_reconnecting(broker):
+    def __init__(self, channel: ConfirmedChannel, settings: Settings, signer: Signer) -> None:
+        self._channel = channel
+        self._timeout = settings.publish_timeout_seconds
+        self._signer = signer
+        self._connection: AbstractRobustConnection | None = None
+
+    async def start(self, connection: AbstractRobustConnection) -> None:
+        """Open the channel on `connection` (the broker's)."""
+        self._connection = connection
+        await self._channel.start(connection)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __call__(self, job: Job) -> None:
+        # NOTE: while the connection is being restored a publish would wait for it; the
+        # caller of POST /schedule gets a 503 at once instead.
+        if self._connection is not None and not self._connection.connected.is_set():
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
         body = job.model_dump_json().encode()
         try:
-            async with asyncio.timeout(settings.publish_timeout_seconds):
-                await channel.publish(
+            async with asyncio.timeout(self._timeout):
+                await self._channel.publish(
                     body,
                     exchange="",
                     routing_key=JOBS_QUEUE.name,
-                    headers={HEADER_SIGNATURE: signer.sign(body)},
+                    headers={HEADER_SIGNATURE: self._signer.sign(body)},
                 )
         except TimeoutError:
             raise BrokerUnavailableError(
-                f"RabbitMQ did not confirm the job within {settings.publish_timeout_seconds}s"
+                f"RabbitMQ did not confirm the job within {self._timeout}s"
             ) from None
-
-    return publish
 
 
 class WorkerPart:

@@ -12,10 +12,10 @@ from starlette.middleware import Middleware
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
 from jobcast import asyncapi
 from jobcast.bootstrap import (
+    JobPublisher,
     WorkerPart,
     connect,
     create_broker,
-    job_publisher,
     signer,
     start_broker,
 )
@@ -54,8 +54,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     broker = create_broker(
         settings, [query_router(results, around=hooks.consuming(PROGRESS_QUEUE))]
     )
-    jobs = ConfirmedChannel(around=hooks.publishing)
-    scheduler = Scheduler(ledger, hooks.scheduled(job_publisher(jobs, broker, settings, signing)))
+    jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
+    scheduler = Scheduler(ledger, hooks.scheduled(jobs))
     intake = Intake(
         scheduler,
         hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
