@@ -54,10 +54,6 @@ async def copy_to_dead_letters(
             copy,
             exchange=DEAD_LETTER_EXCHANGE,
             routing_key=source.name,
-            # NOTE: FastStream publishes a ready aio-pika Message as it is; the headers go
-            # along too so that its publish middlewares (jobcast_dead_lettered_total) see them.
-            headers=copy.headers,
-            message_id=raw.message_id,
             timeout=timeout,
         )
     except BrokerUnavailableError:
