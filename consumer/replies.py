@@ -6,7 +6,7 @@ from contracts import Reply
 from contracts.headers import HEADER_SIGNATURE
 from contracts.signing import Signer
 from contracts.topology import REPLIES_EXCHANGE, reply_key
-from messaging.publishing import ConfirmedChannel
+from messaging.publishing import AroundPublish, ConfirmedChannel, no_headers
 
 
 class ReplyPublisher(ConfirmedChannel):
@@ -16,12 +16,17 @@ class ReplyPublisher(ConfirmedChannel):
     one deadline per job).
     """
 
-    published: Callable[[Reply], None] | None = None
-    """Told every reply RabbitMQ confirmed (metrics hook)."""
-
-    def __init__(self, signer: Signer) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        signer: Signer,
+        *,
+        around: AroundPublish = no_headers,
+        published: Callable[[Reply], None] | None = None,
+    ) -> None:
+        super().__init__(around=around)
         self._signer = signer
+        self.published = published
+        """Told every reply RabbitMQ confirmed (a metrics hook)."""
 
     async def publish_reply(self, reply: Reply) -> None:
         body = reply.model_dump_json().encode()

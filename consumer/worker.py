@@ -1,12 +1,15 @@
 """The worker's state: what it can run, how, and whether it is stopping."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consumer.pipelines import Registry
 from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy, StepObserver
+from contracts import Reply
 from contracts.signing import Signer
+from messaging.publishing import AroundPublish, no_headers
 
 
 @dataclass
@@ -28,7 +31,14 @@ class Worker:
     """Fail a job delivered this often before (crash loop) instead of running it again."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     observe: StepObserver | None = None
+    """Told every step attempt (metrics and tracing hook)."""
+    around_publish: AroundPublish = no_headers
+    """Wraps every reply published (a tracing span whose context the reply carries)."""
+    published: Callable[[Reply], None] | None = None
+    """Told every reply RabbitMQ confirmed (metrics hook)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:
-        self.replies = ReplyPublisher(self.signer)
+        self.replies = ReplyPublisher(
+            self.signer, around=self.around_publish, published=self.published
+        )

@@ -11,7 +11,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.handlers import JobConsumer
 from consumer.pipelines import load_registry
-from consumer.runner import RetryPolicy, StepObserver
+from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
 from contracts.errors import ConfigurationError
@@ -140,9 +140,7 @@ class WorkerPart:
     def __init__(
         self, settings: Settings, signing: Signer, broker: RabbitBroker, hooks: Hooks
     ) -> None:
-        self.worker = build_worker(settings, signing, observe=hooks.steps())
-        self.worker.replies.around = hooks.publishing
-        self.worker.replies.published = hooks.reply_published
+        self.worker = build_worker(settings, signing, hooks)
         hooks.metrics.watch_worker(self.worker)
         self.jobs = JobConsumer(
             self.worker,
@@ -167,10 +165,9 @@ class WorkerPart:
         await self.worker.replies.close()
 
 
-def build_worker(
-    settings: Settings, signing: Signer, *, observe: StepObserver | None = None
-) -> Worker:
-    """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES."""
+def build_worker(settings: Settings, signing: Signer, hooks: Hooks) -> Worker:
+    """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES, its steps and
+    replies counted and traced by `hooks`."""
     return Worker(
         registry=load_registry([BUILTIN_PIPELINES, *settings.pipelines]),
         signer=signing,
@@ -184,5 +181,7 @@ def build_worker(
         publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,
         max_deliveries=settings.max_deliveries,
-        observe=observe,
+        observe=hooks.steps(),
+        around_publish=hooks.publishing,
+        published=hooks.reply_published,
     )
