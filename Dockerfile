@@ -6,11 +6,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
+COPY messaging ./messaging
 COPY ledger ./ledger
 COPY producer ./producer
 COPY consumer ./consumer
 COPY query ./query
 COPY client ./client
+COPY observability ./observability
 COPY jobcast ./jobcast
 RUN pip install '.[otel]' && useradd --system --uid 10001 jobcast
 
