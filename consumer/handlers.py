@@ -5,6 +5,7 @@ On aio-pika directly (messaging/consumer.py): every job passes through here."""
 import asyncio
 import logging
 
+from aio_pika.abc import AbstractConnection as Connection
 from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
@@ -47,7 +48,7 @@ class JobConsumer(Consumer):
 
     async def handle(self, msg: Message) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
-        worker, broker = self.worker, self._broker
+        worker = self.worker
         if len(msg.body) > MAX_REQUEST_BYTES:
             why = f"too large: a job of {len(msg.body)} bytes"
             await self.move_to_dead(msg, DeadLetterReason.TOO_LARGE, why)
@@ -78,7 +79,7 @@ class JobConsumer(Consumer):
                 await self.move_to_dead(msg, DeadLetterReason.UNKNOWN_PIPELINE, str(exc))
                 return
             may_have_run = msg.redelivered or handed_back(msg.headers)
-            start = await _resume_point(broker, worker, job) if may_have_run else None
+            start = await _resume_point(self._connection, worker, job) if may_have_run else None
             if start is not None and start.finished:
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
@@ -137,7 +138,7 @@ class JobConsumer(Consumer):
         # NOTE: nack(requeue=True) would raise the quorum queue's x-delivery-count, and eight
         # rolling restarts during one long job would fail it as a crash loop.
         worker = self.worker
-        await _until_recorded(self._broker, worker, job, next_seq)
+        await _until_recorded(self._connection, worker, job, next_seq)
         try:
             await publish_confirmed(
                 self._broker,
@@ -156,13 +157,15 @@ class JobConsumer(Consumer):
         await msg.ack()
 
 
-async def _until_recorded(broker: RabbitBroker, worker: Worker, job: Job, next_seq: int) -> None:
+async def _until_recorded(
+    connection: Connection | None, worker: Worker, job: Job, next_seq: int
+) -> None:
     """Wait (up to the resume timeout) until the ledger has the replies this worker confirmed,
     so the next worker resumes after them instead of running the last step again."""
     try:
         async with asyncio.timeout(worker.resume_timeout):
             while next_seq > 0:
-                found = await _resume_point(broker, worker, job)
+                found = await _resume_point(connection, worker, job)
                 if found is None or found.next_seq >= next_seq:
                     return
                 await asyncio.sleep(0.05)
@@ -170,11 +173,11 @@ async def _until_recorded(broker: RabbitBroker, worker: Worker, job: Job, next_s
         logger.info("ledger behind at hand-back offset=%s next_seq=%s", job.offset, next_seq)
 
 
-async def _resume_point(broker: RabbitBroker, worker: Worker, job: Job) -> Progress | None:
+async def _resume_point(connection: Connection | None, worker: Worker, job: Job) -> Progress | None:
     """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
     try:
         answer = await request_reply(
-            broker,
+            connection,
             ProgressQuery(offset=job.offset),
             queue=PROGRESS_QUEUE,
             timeout=worker.resume_timeout,

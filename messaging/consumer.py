@@ -47,6 +47,7 @@ class Consumer:
         self._dead_letter = dead_letter
         self._prefetch = prefetch
         self.around = around
+        self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._consuming: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag: str | None = None
@@ -57,6 +58,7 @@ class Consumer:
 
     async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
         """Start consuming on a new channel of `connection` (restored with it, if robust)."""
+        self._connection = connection
         # NOTE: no publisher confirms: what goes out on this channel (answers) is a courtesy.
         self._channel = await connection.channel(publisher_confirms=False)
         await self._channel.set_qos(prefetch_count=self._prefetch)

@@ -4,7 +4,6 @@ import asyncio
 
 import aio_pika
 import aio_pika.abc
-from faststream.rabbit import RabbitBroker
 from pydantic import BaseModel
 
 from contracts.errors import BrokerUnavailableError
@@ -13,19 +12,22 @@ from messaging.connection import BROKER_FAILURES
 
 
 async def request_reply(
-    broker: RabbitBroker, message: BaseModel, *, queue: Queue, timeout: float
+    connection: aio_pika.abc.AbstractConnection | None,
+    message: BaseModel,
+    *,
+    queue: Queue,
+    timeout: float,
 ) -> bytes:
     """Send `message` to `queue` and return the body of its answer (RPC, direct reply-to).
 
     Raises TimeoutError if nobody answered within `timeout`, BrokerUnavailableError if the
-    broker connection is down.
+    broker connection is down (or None: not opened yet).
     """
     # NOTE: FastStream's broker.request() consumes on a *robust* reply queue that aio-pika
     # re-consumes when it restores a connection. A request made while a reconnect is being
     # restored (a redelivered job asking where to resume) can then break the restore
     # (DuplicateConsumerTag) and leave the worker connected but consuming nothing. So the
     # RPC gets a plain, short-lived channel of its own, which aio-pika never restores.
-    connection = getattr(broker, "_connection", None)
     if connection is None or not connection.connected.is_set():
         raise BrokerUnavailableError(f"RPC to {queue.name}: RabbitMQ is unreachable")
     try:

@@ -1,5 +1,6 @@
 """The progress RPC on the real broker: a plain channel of its own, never restored by aio-pika."""
 
+import aio_pika
 import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
@@ -18,7 +19,8 @@ async def test_the_answer_comes_back(amqp_url: str):
 
     async with broker:
         await broker.start()
-        body = await request_reply(broker, ProgressQuery(offset=7), queue=QUESTIONS, timeout=5)
+        connection = await broker.connect()  # the broker's own, as the workers' consumers get it
+        body = await request_reply(connection, ProgressQuery(offset=7), queue=QUESTIONS, timeout=5)
     assert Progress.model_validate_json(body) == Progress(offset=7, next_seq=2, previous="/0/1")
 
 
@@ -28,11 +30,14 @@ async def test_nobody_answering_is_a_timeout(amqp_url: str):
         await broker.start()
         await broker.declare_queue(QUESTIONS)
         with pytest.raises(TimeoutError):
-            await request_reply(broker, ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5)
+            await request_reply(
+                await broker.connect(), ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5
+            )
 
 
 async def test_a_broker_that_is_not_connected_is_unavailable(amqp_url: str):
-    with pytest.raises(BrokerUnavailableError):
-        await request_reply(
-            RabbitBroker(amqp_url), ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5
-        )
+    closed = await aio_pika.connect_robust(amqp_url)
+    await closed.close()
+    for connection in (None, closed):  # not opened yet, or gone
+        with pytest.raises(BrokerUnavailableError):
+            await request_reply(connection, ProgressQuery(offset=7), queue=QUESTIONS, timeout=0.5)
