@@ -3,7 +3,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
 from jobcast import asyncapi
 from jobcast.bootstrap import (
+    Attach,
     JobPublisher,
     WorkerPart,
     connect,
@@ -44,114 +45,128 @@ from query.service import Results
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
-    """The gateway as an ASGI app; `with_worker` also runs jobs in this process (quickstart)."""
-    signing = signer(settings)
-    hooks = Hooks(Metrics(), setup_tracing(settings, "jobcast-gateway"))
-    ledger = open_ledger(settings.database_url)
-    results = Results(ledger, ReplyHub())
-    listener = reply_listener(ledger, results)
-    broker = create_broker(
-        settings, [query_router(results, around=hooks.consuming(PROGRESS_QUEUE))]
-    )
-    jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
-    scheduler = Scheduler(ledger, hooks.scheduled(jobs))
-    intake = Intake(
-        scheduler,
-        hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
-        around=hooks.consuming(SCHEDULE_QUEUE),
-    )
-    recorder = ReplyRecorder(
-        hooks.store_timed(ledger.store_replies),
-        results.hub,
-        hooks.dead_letters(LEDGER_QUEUE, dead_letters_via(broker, LEDGER_QUEUE)),
-        signing,
-        prefetch=settings.ledger_prefetch,
-        observe=hooks.recorded(),
-    )
-    worker = WorkerPart(settings, signing, broker, hooks) if with_worker else None
-    grace = settings.grace_seconds or None
+class Gateway:
+    """The parts of one gateway, each built whole from Settings; `running()` starts them and
+    stops them in order."""
 
-    async def stop_worker() -> None:
-        if worker is not None:
-            await worker.drain()
+    def __init__(self, settings: Settings, *, with_worker: bool = False) -> None:
+        signing = signer(settings)
+        self.settings = settings
+        self.hooks = hooks = Hooks(Metrics(), setup_tracing(settings, "jobcast-gateway"))
+        self.ledger = ledger = open_ledger(settings.database_url)
+        self.results = results = Results(ledger, ReplyHub())
+        self.listener = reply_listener(ledger, results)
+        self.broker = broker = create_broker(
+            settings, [query_router(results, around=hooks.consuming(PROGRESS_QUEUE))]
+        )
+        self.jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
+        self.scheduler = Scheduler(ledger, hooks.scheduled(self.jobs))
+        self.intake = Intake(
+            self.scheduler,
+            hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
+            around=hooks.consuming(SCHEDULE_QUEUE),
+        )
+        self.recorder = ReplyRecorder(
+            hooks.store_timed(ledger.store_replies),
+            results.hub,
+            hooks.dead_letters(LEDGER_QUEUE, dead_letters_via(broker, LEDGER_QUEUE)),
+            signing,
+            prefetch=settings.ledger_prefetch,
+            observe=hooks.recorded(),
+        )
+        self.worker = WorkerPart(settings, signing, broker, hooks) if with_worker else None
+        self._grace = settings.grace_seconds or None
+        self._draining: asyncio.Future[None] | None = None
 
-    # NOTE: on SIGTERM, `serve` runs this before HTTP stops (cli.py): the in-process worker's
-    # steps finish and the rest is handed back while reads and streams still answer.
-    drain = once(stop_worker)
+    def drain(self) -> "asyncio.Future[None]":
+        """Stop the in-process worker, once: its steps finish, the rest is handed back; every
+        call returns that one run, to await."""
+        # NOTE: on SIGTERM, `serve` runs this before HTTP stops (cli.py), so reads and
+        # streams still answer while the worker drains.
+        if self._draining is None:
+            self._draining = asyncio.ensure_future(self._drain_worker())
+        return self._draining
 
-    async def stop_consuming() -> None:
-        # NOTE: side by side, so shutdown takes one grace period, not one per consumer.
-        # Under `serve` the worker has usually drained already, while HTTP still answered.
-        await asyncio.gather(intake.stop(timeout=grace), drain())
-
-    async def stop_recording() -> None:
-        await recorder.stop(timeout=grace)
+    async def _drain_worker(self) -> None:
+        if self.worker is not None:
+            await self.worker.drain()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[None]:
+        """Start every part; on exit stop them: consumers, broker, recorder, ledger, tracing."""
         # NOTE: each part's stop is pushed before it starts, so a start that fails half-way
-        # stops what did start; they run in reverse: consumers, broker, recorder, ledger.
+        # stops what did start; the stops run in reverse order.
         async with AsyncExitStack() as stack:
-            stack.callback(hooks.tracing.shutdown)
-            await ledger.open()
-            stack.push_async_callback(ledger.close)
-            if listener is not None:
-                listener.start()
-                stack.push_async_callback(listener.stop)
-            if worker is not None:
-                stack.push_async_callback(worker.close)
-            stack.push_async_callback(jobs.close)
+            stack.callback(self.hooks.tracing.shutdown)
+            await self.ledger.open()
+            stack.push_async_callback(self.ledger.close)
+            if self.listener is not None:
+                self.listener.start()
+                stack.push_async_callback(self.listener.stop)
+            if self.worker is not None:
+                stack.push_async_callback(self.worker.close)
+            stack.push_async_callback(self.jobs.close)
             # NOTE: a connection of its own, so replies published by an in-process worker
             # while the broker drains it on shutdown are still stored and acked.
-            recording = await connect(settings)
+            recording = await connect(self.settings)
             stack.push_async_callback(recording.close)
-            stack.push_async_callback(stop_recording)
-            stack.push_async_callback(broker.stop)
-            stack.push_async_callback(stop_consuming)
-            attach = [jobs.start, intake.start, *(worker.attach if worker is not None else [])]
-            await start_broker(broker, settings, attach)
-            await recorder.start(recording)
+            stack.push_async_callback(self.recorder.stop, self._grace)
+            stack.push_async_callback(self.broker.stop)
+            stack.push_async_callback(self._stop_consuming)
+            attach: list[Attach] = [self.jobs.start, self.intake.start]
+            if self.worker is not None:
+                attach += self.worker.attach
+            await start_broker(self.broker, self.settings, attach)
+            await self.recorder.start(recording)
             logger.info(
                 "gateway ready on %s:%s (worker in process: %s)",
-                settings.host,
-                settings.port,
-                worker is not None,
+                self.settings.host,
+                self.settings.port,
+                self.worker is not None,
             )
             yield
 
+    async def _stop_consuming(self) -> None:
+        # NOTE: side by side, so shutdown takes one grace period, not one per consumer.
+        # Under `serve` the worker has usually drained already, while HTTP still answered.
+        await asyncio.gather(self.intake.stop(timeout=self._grace), self.drain())
+
+
+def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
+    """The gateway as an ASGI app; `with_worker` also runs jobs in this process (quickstart)."""
+    gateway = Gateway(settings, with_worker=with_worker)
     app = FastAPI(
         title="jobcast",
         summary="Hand long-running jobs to RabbitMQ and follow every step of them live.",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=lambda _: gateway.running(),
         # NOTE: tracing outermost, so every log line and count sits inside the request's span.
         middleware=[
-            *hooks.tracing.http_middleware(),
+            *gateway.hooks.tracing.http_middleware(),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
     )
-    app.include_router(producer_http.router(scheduler))
-    app.include_router(query_http.router(results))
-    app.include_router(query_stream.router(results))
+    app.include_router(producer_http.router(gateway.scheduler))
+    app.include_router(query_http.router(gateway.results))
+    app.include_router(query_stream.router(gateway.results))
     app.include_router(asyncapi.router)
     app.include_router(
         probes.router(
-            broker,
-            hooks.metrics,
-            worker=worker.worker if worker is not None else None,
-            recorder=recorder,
-            ledger=ledger,
+            gateway.broker,
+            gateway.hooks.metrics,
+            worker=gateway.worker.worker if gateway.worker is not None else None,
+            recorder=gateway.recorder,
+            ledger=gateway.ledger,
         )
     )
     install_error_handlers(app)
     # NOTE: the routes get their parts by closure; these are for the process entry point
     # (cli.py drains before HTTP stops) and for tests that reach a part directly.
-    app.state.drain = drain
-    app.state.broker = broker
-    app.state.ledger = ledger
-    app.state.scheduler = scheduler
-    app.state.results = results
+    app.state.drain = gateway.drain
+    app.state.broker = gateway.broker
+    app.state.ledger = gateway.ledger
+    app.state.scheduler = gateway.scheduler
+    app.state.results = gateway.results
     return app
 
 
@@ -161,15 +176,3 @@ def reply_listener(ledger: Ledger, results: Results) -> ReplyListener | None:
     if not isinstance(ledger, PostgresLedger):
         return None
     return ledger.reply_listener(results.hub.notify, results.hub.ring_all)
-
-
-def once(stop: Callable[[], Awaitable[None]]) -> Callable[[], "asyncio.Future[None]"]:
-    """`stop` started on the first call; every call returns that one run, to await."""
-    started: list[asyncio.Future[None]] = []
-
-    def start() -> "asyncio.Future[None]":
-        if not started:
-            started.append(asyncio.ensure_future(stop()))
-        return started[0]
-
-    return start
