@@ -24,9 +24,9 @@ from jobcast.bootstrap import create_broker
 from jobcast.settings import Settings
 from ledger import open_ledger
 from messaging.faststream import rabbit_exchange, rabbit_queue
-from query.handlers import query_router
-from query.live import ReplyHub
-from query.service import Results
+from query.progress_responder import query_router
+from query.results import Results
+from query.wakeups import ReplyHub
 
 
 def doc_settings() -> Settings:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
-from consumer.handlers import JobConsumer
+from consumer.job_consumer import JobConsumer
 from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker

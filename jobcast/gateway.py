@@ -34,13 +34,13 @@ from observability.metrics import Metrics
 from observability.tracing import setup_tracing
 from producer import http as producer_http
 from producer.intake import Intake
-from producer.service import Scheduler
+from producer.scheduler import Scheduler
 from query import http as query_http
-from query import stream as query_stream
-from query.handlers import query_router
-from query.live import ReplyHub
+from query import sse as query_sse
+from query.progress_responder import query_router
 from query.recorder import ReplyRecorder
-from query.service import Results
+from query.results import Results
+from query.wakeups import ReplyHub
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     )
     app.include_router(producer_http.router(gateway.scheduler))
     app.include_router(query_http.router(gateway.results))
-    app.include_router(query_stream.router(gateway.results))
+    app.include_router(query_sse.router(gateway.results))
     app.include_router(asyncapi.router)
     app.include_router(
         probes.router(

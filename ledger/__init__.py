@@ -3,8 +3,8 @@
 Plain code: it knows nothing of the broker or of HTTP.
 """
 
-from ledger.base import Ledger
 from ledger.factory import open_ledger
+from ledger.protocol import Ledger
 from ledger.rules import StoreOutcome
 
 __all__ = ["Ledger", "StoreOutcome", "open_ledger"]

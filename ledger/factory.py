@@ -2,8 +2,8 @@
 
 from urllib.parse import urlparse
 
-from ledger.base import Ledger
 from ledger.postgres import PostgresLedger
+from ledger.protocol import Ledger
 from ledger.sqlite import SqliteLedger
 
 

@@ -18,7 +18,7 @@ from contracts import (
 from contracts.errors import LedgerRejectedError
 from contracts.messages import SEQ_WINDOW
 from ledger.notifications import ReplyListener
-from ledger.records import (
+from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
     PREFIX_REPLIES,

@@ -24,7 +24,7 @@ from messaging.publishing import AroundPublish
 from observability.logs import job_context
 from observability.metrics import Metrics
 from observability.tracing import Tracing
-from producer.service import PublishJob
+from producer.scheduler import PublishJob
 from query.recorder import RecordObserver, StoreMany
 
 

@@ -12,7 +12,7 @@ from contracts.errors import DeadLetterReason
 from contracts.topology import LEDGER_QUEUE
 from ledger import StoreOutcome
 from observability.logs import job_context
-from producer.service import PublishJob
+from producer.scheduler import PublishJob
 from query.recorder import Recorded, StoreMany
 
 MAX_LABEL_VALUES = 100

@@ -27,7 +27,7 @@ from contracts.topology import (
     REPLY_KEY_ALL,
     SCHEDULE_QUEUE,
 )
-from producer.service import PublishJob
+from producer.scheduler import PublishJob
 from query.recorder import Recorded, RecordObserver
 
 try:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header
 
 from contracts import JobAccepted, JobRequest
 from contracts.text import IdempotencyKey
-from producer.service import Scheduler
+from producer.scheduler import Scheduler
 
 ERRORS = {
     409: {"description": "The Idempotency-Key was used before for another request."},

@@ -26,7 +26,7 @@ from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.connection import BROKER_FAILURES
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
-from producer.service import Scheduler
+from producer.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 

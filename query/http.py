@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BeforeValidator, JsonValue
 
 from contracts import JobRecord
-from query.service import Results
+from query.results import Results
 
 # NOTE: both ledgers keep offsets as 64-bit and seqs as 32-bit integers; a larger number in a
 # URL must be a 422 (it was never handed out), not an overflow inside the database driver.

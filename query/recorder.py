@@ -37,7 +37,7 @@ from ledger import StoreOutcome
 from ledger.outages import while_ledger_down
 from messaging.connection import BROKER_FAILURES
 from messaging.consumer import Consumer, DeadLetter
-from query.live import ReplyHub
+from query.wakeups import ReplyHub
 
 logger = logging.getLogger(__name__)
 

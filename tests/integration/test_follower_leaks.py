@@ -21,7 +21,7 @@ from contracts import Reply, ReplyKind
 from harness.processes import free_port
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
-from query.service import Results
+from query.results import Results
 from tests.support.waiting import eventually
 
 JOB = {"deployment": "followers", "framework": "tests", "fn": "default_fn"}

@@ -17,9 +17,9 @@ from jobcast.http.errors import install_error_handlers
 from ledger import Ledger
 from ledger.postgres import PostgresLedger
 from query import http as query_http
-from query import stream as query_stream
-from query.live import ReplyHub
-from query.service import Results
+from query import sse as query_sse
+from query.results import Results
+from query.wakeups import ReplyHub
 from tests.support.waiting import eventually
 
 JOB = JobRequest(deployment="followers", framework="tests", fn="counted")
@@ -46,7 +46,7 @@ async def results(ledger: Ledger) -> Results:
 async def http(results: Results) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(query_http.router(results))
-    app.include_router(query_stream.router(results))
+    app.include_router(query_sse.router(results))
     install_error_handlers(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://jobcast") as client:

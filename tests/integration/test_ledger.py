@@ -15,7 +15,7 @@ from contracts import (
 from contracts.errors import LedgerRejectedError
 from contracts.messages import utcnow
 from ledger import StoreOutcome, open_ledger
-from ledger.base import progress
+from query.progress import progress
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
 

@@ -14,8 +14,8 @@ from contracts.signing import Signer
 from contracts.topology import DEAD_QUEUE, LEDGER_QUEUE, REPLIES_EXCHANGE, reply_key
 from ledger import Ledger, StoreOutcome
 from messaging.declare import declare_topology
-from query.live import ReplyHub
 from query.recorder import Recorded, ReplyRecorder
+from query.wakeups import ReplyHub
 from tests.support.waiting import eventually
 
 REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")

@@ -104,9 +104,9 @@ async def test_the_progress_responder_faststream_carries_is_counted_by_the_same_
     from jobcast.bootstrap import create_broker
     from jobcast.settings import Settings
     from ledger import open_ledger
-    from query.handlers import query_router
-    from query.live import ReplyHub
-    from query.service import Results
+    from query.progress_responder import query_router
+    from query.results import Results
+    from query.wakeups import ReplyHub
 
     metrics = Metrics()
     ledger = open_ledger(f"sqlite:///{tmp_path / 'l.db'}")

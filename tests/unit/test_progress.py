@@ -1,7 +1,7 @@
 """Where a redelivered job resumes, from the replies the ledger holds."""
 
 from contracts import Reply, ReplyKind
-from ledger.base import progress
+from query.progress import progress
 
 
 class Recorded:

@@ -1,9 +1,9 @@
-"""What every ledger does, whatever database holds it."""
+"""The Ledger protocol: what every ledger does, whatever database holds it."""
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from contracts import JobRecord, JobRequest, Progress, Reply, ReplyKind
+from contracts import JobRecord, JobRequest, Reply
 from ledger.rules import StoreOutcome
 
 
@@ -44,24 +44,3 @@ class Ledger(Protocol):
     async def job(self, offset: int) -> JobRecord:
         """The whole job (replies as in `replies`, the state they make); UnknownOffsetError
         if the offset was never handed out."""
-
-
-async def progress(ledger: Ledger, offset: int) -> Progress:
-    """How far a job got: where a redelivered job resumes."""
-    recorded = await ledger.replies(offset)
-    # NOTE: a worker publishes a job's replies in seq order but does not wait for each confirm
-    # before the next, so if one was lost and a later one stored, the ledger has a gap; the
-    # job resumes at the gap (the later reply, sent again, is kept once).
-    last = None
-    for expected, reply in enumerate(recorded):
-        if reply.seq != expected:
-            break
-        last = reply
-    if last is None:
-        return Progress(offset=offset, next_seq=0)
-    return Progress(
-        offset=offset,
-        next_seq=last.seq + 1,
-        previous=last.value,
-        finished=last.kind is not ReplyKind.RESULT,
-    )

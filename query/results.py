@@ -7,7 +7,7 @@ from pydantic import JsonValue
 
 from contracts import JobRecord, Reply
 from ledger import Ledger
-from query.live import ReplyHub
+from query.wakeups import ReplyHub
 
 
 class Results:

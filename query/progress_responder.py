@@ -12,10 +12,10 @@ from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetEr
 from contracts.errors import describe
 from contracts.messages import ProgressRejected
 from contracts.topology import PROGRESS_QUEUE
-from ledger.base import progress
 from messaging.consumer import AroundConsume, nothing_around
 from messaging.faststream import rabbit_queue
-from query.service import Results
+from query.progress import progress
+from query.results import Results
 
 logger = logging.getLogger(__name__)
 

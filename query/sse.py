@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import Reply
 from query.http import ERRORS, MAX_SEQ, Offset
-from query.service import Results
+from query.results import Results
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing a quiet stream."""

@@ -1,0 +1,25 @@
+"""Where a redelivered job resumes: the first gap in its recorded replies."""
+
+from contracts import Progress, ReplyKind
+from ledger import Ledger
+
+
+async def progress(ledger: Ledger, offset: int) -> Progress:
+    """How far a job got: where a redelivered job resumes."""
+    recorded = await ledger.replies(offset)
+    # NOTE: a worker publishes a job's replies in seq order but does not wait for each confirm
+    # before the next, so if one was lost and a later one stored, the ledger has a gap; the
+    # job resumes at the gap (the later reply, sent again, is kept once).
+    last = None
+    for expected, reply in enumerate(recorded):
+        if reply.seq != expected:
+            break
+        last = reply
+    if last is None:
+        return Progress(offset=offset, next_seq=0)
+    return Progress(
+        offset=offset,
+        next_seq=last.seq + 1,
+        previous=last.value,
+        finished=last.kind is not ReplyKind.RESULT,
+    )
