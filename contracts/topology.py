@@ -21,24 +21,28 @@ class ExchangeType(StrEnum):
 
 @dataclass(frozen=True)
 class Exchange:
-    """An exchange: its name, its kind, durable."""
+    """An exchange: its name, its kind, durable, and what it is for (the AsyncAPI document's
+    text for it)."""
 
     name: str
     type: ExchangeType
     durable: bool = True
+    description: str = ""
 
 
 # NOTE: eq=False: a queue is the one object named here (`queue is DEAD_QUEUE`), and hashable
 # although its arguments are a dict.
 @dataclass(frozen=True, eq=False)
 class Queue:
-    """A durable queue: its name, its x-arguments (`x-queue-type` included), and the key it
-    is bound with, if it is bound to an exchange."""
+    """A durable queue: its name, its x-arguments (`x-queue-type` included), the key it is
+    bound with, if it is bound to an exchange, and what it is for (the AsyncAPI document's text
+    for it)."""
 
     name: str
     arguments: Arguments = field(default_factory=dict)
     routing_key: str = ""
     durable: bool = True
+    description: str = ""
 
     @property
     def quorum(self) -> bool:
@@ -52,7 +56,13 @@ DELIVERY_LIMIT = 10
 jobcast's own retry cap acts first; this one catches crash loops (a worker that dies on a job).
 """
 
-DEAD_LETTER_EXCHANGE = Exchange("jobcast.dlx", ExchangeType.FANOUT)
+DEAD_LETTER_EXCHANGE = Exchange(
+    "jobcast.dlx",
+    ExchangeType.FANOUT,
+    description="Where a message goes that jobcast or RabbitMQ gave up on: the queues dead-letter "
+    "here, and jobcast publishes its own copies here, saying why. All of it lands in "
+    "jobcast.dead.",
+)
 
 DEAD_MAX_LENGTH = 100_000
 """jobcast.dead keeps at most this many messages; beyond it the oldest are dropped."""
@@ -77,11 +87,17 @@ DEAD_QUEUE = Queue(
         "x-overflow": "drop-head",
     },
     routing_key="#",
+    description="Every message jobcast or RabbitMQ gave up on, for an operator to read: at most "
+    f"{DEAD_MAX_LENGTH} messages and {DEAD_MAX_BYTES // 2**20} MiB, the oldest dropped beyond "
+    "that. Bound to jobcast.dlx; no jobcast process consumes it.",
 )
-"""Every message jobcast or the broker gave up on, bounded (DEAD_MAX_LENGTH, DEAD_MAX_BYTES);
-bound to DEAD_LETTER_EXCHANGE."""
 
-REPLIES_EXCHANGE = Exchange("jobcast.replies", ExchangeType.TOPIC)
+REPLIES_EXCHANGE = Exchange(
+    "jobcast.replies",
+    ExchangeType.TOPIC,
+    description="Every step's Reply, the moment the step ends, routed reply.<offset>: bind "
+    "reply.42 to follow one job, reply.* for all.",
+)
 
 
 def _dead_lettered() -> Arguments:
@@ -96,22 +112,38 @@ def _dead_lettered() -> Arguments:
     }
 
 
-JOBS_QUEUE = Queue("jobcast.jobs", _dead_lettered())
-"""Workers consume jobs here."""
+JOBS_QUEUE = Queue(
+    "jobcast.jobs",
+    _dead_lettered(),
+    description="Scheduled jobs, persistent: gateways publish them, workers run them.",
+)
 
-SCHEDULE_QUEUE = Queue("jobcast.schedule", _dead_lettered())
-"""Services submit JobRequests here over AMQP; with reply_to they get JobAccepted back."""
+SCHEDULE_QUEUE = Queue(
+    "jobcast.schedule",
+    _dead_lettered(),
+    description="Submit a JobRequest here over AMQP, as to POST /schedule: message_id is the "
+    "idempotency key, and with reply_to and correlation_id the answer comes back.",
+)
 
 REPLY_KEY_ALL = "reply.*"
 
-LEDGER_QUEUE = Queue("jobcast.ledger", _dead_lettered(), routing_key=REPLY_KEY_ALL)
-"""The query side's durable queue on the reply topic: replies wait here while it is down;
-bound to REPLIES_EXCHANGE."""
+LEDGER_QUEUE = Queue(
+    "jobcast.ledger",
+    _dead_lettered(),
+    routing_key=REPLY_KEY_ALL,
+    description="The gateways' queue on jobcast.replies (reply.*): replies wait here while no "
+    "gateway runs, and each is stored in the ledger before it is acked.",
+)
 
-PROGRESS_QUEUE = Queue("jobcast.progress", {"x-queue-type": "classic", "x-message-ttl": 30_000})
-"""Workers ask here (RPC) how far a redelivered job already got."""
+PROGRESS_QUEUE = Queue(
+    "jobcast.progress",
+    {"x-queue-type": "classic", "x-message-ttl": 30_000},
+    description="Internal RPC: a worker asks how far a redelivered job already got.",
+)
 
 ALL_QUEUES = (JOBS_QUEUE, SCHEDULE_QUEUE, LEDGER_QUEUE, DEAD_QUEUE, PROGRESS_QUEUE)
+
+ALL_EXCHANGES = (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE)
 
 BINDINGS = ((DEAD_QUEUE, DEAD_LETTER_EXCHANGE), (LEDGER_QUEUE, REPLIES_EXCHANGE))
 """(queue, exchange) pairs: each queue bound to the exchange with its routing_key."""
@@ -120,6 +152,10 @@ DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 """RabbitMQ's pseudo-queue for RPC answers: no queue to declare or delete."""
 
 
+REPLY_KEY = "reply.{offset}"
+"""The routing key of a job's replies, `{offset}` its offset (reply_key() fills it in)."""
+
+
 def reply_key(offset: int) -> str:
     """The routing key of every reply of job `offset`: bind it to follow one job."""
-    return f"reply.{offset}"
+    return REPLY_KEY.format(offset=offset)

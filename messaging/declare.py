@@ -9,13 +9,12 @@ import aio_pika
 import aio_pika.exceptions
 
 from contracts.topology import (
+    ALL_EXCHANGES,
     ALL_QUEUES,
     BINDINGS,
-    DEAD_LETTER_EXCHANGE,
     DEAD_MAX_BYTES,
     DEAD_MAX_LENGTH,
     DEAD_QUEUE,
-    REPLIES_EXCHANGE,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ async def declare_topology(amqp_url: str) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
-        for exchange in (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE):
+        for exchange in ALL_EXCHANGES:
             await channel.declare_exchange(
                 exchange.name, type=exchange.type.value, durable=exchange.durable
             )

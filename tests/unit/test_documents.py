@@ -9,6 +9,9 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
+from contracts import topology
+from contracts.channels import OPERATIONS, Opaque
+from contracts.topology import ALL_EXCHANGES, ALL_QUEUES, Exchange, Queue
 from jobcast.asyncapi import document, to_yaml
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
@@ -80,6 +83,63 @@ def test_asyncapi_names_the_public_topology_and_every_message():
     assert schemas["JobRequest"]["examples"] == [
         {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
     ]
+
+
+def test_every_queue_and_exchange_of_the_topology_is_a_channel_with_its_arguments():
+    declared = [v for v in vars(topology).values() if isinstance(v, Queue | Exchange)]
+    assert {id(v) for v in declared} == {id(v) for v in (*ALL_QUEUES, *ALL_EXCHANGES)}
+    channels = yaml.safe_load(EXPORT.read_text())["channels"].values()
+    queues = {
+        c["bindings"]["amqp"]["queue"]["name"]: c
+        for c in channels
+        if "queue" in c["bindings"]["amqp"]
+    }
+    for queue in ALL_QUEUES:
+        channel = queues[queue.name]
+        assert channel["description"] == queue.description
+        assert channel["x-arguments"] == queue.arguments
+        assert channel["bindings"]["amqp"]["queue"]["durable"] == queue.durable
+    exchanges = [
+        c["bindings"]["amqp"]["exchange"] | {"description": c["description"]}
+        for c in channels
+        if "exchange" in c["bindings"]["amqp"]
+    ]
+    for exchange in ALL_EXCHANGES:
+        assert {
+            "name": exchange.name,
+            "type": exchange.type.value,
+            "durable": exchange.durable,
+            "autoDelete": False,
+            "vhost": "/",
+            "description": exchange.description,
+        } in exchanges, exchange.name
+
+
+def test_every_message_is_documented_with_its_models_schema_and_direction():
+    doc = yaml.safe_load(EXPORT.read_text())
+    operations = list(doc["operations"].values())
+    for op in OPERATIONS:
+        on = [o for o in operations if o["action"] == op.action and o["description"] == op.who]
+        assert len(on) == 1, op.who
+        channel = _resolve(doc, on[0]["channel"]["$ref"])
+        assert op.on.name in (
+            channel["bindings"]["amqp"].get("queue", {}).get("name"),
+            channel["bindings"]["amqp"].get("exchange", {}).get("name"),
+        )
+        for message in (*op.messages, *op.answers):
+            if isinstance(message, Opaque):
+                assert (
+                    doc["components"]["messages"][message.name]["description"]
+                    == message.description
+                )
+                continue
+            payload = _resolve(
+                doc, doc["components"]["messages"][message.__name__]["payload"]["$ref"]
+            )
+            schema = message.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, nested in schema.pop("$defs", {}).items():
+                assert doc["components"]["schemas"][name] == nested, name
+            assert payload == schema, message.__name__
 
 
 def test_asyncapi_references_all_resolve():

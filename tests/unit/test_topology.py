@@ -2,7 +2,7 @@
 
 import pytest
 
-from contracts.topology import ALL_QUEUES, DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE
+from contracts.topology import ALL_EXCHANGES, ALL_QUEUES, DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE
 from messaging.faststream import rabbit_exchange, rabbit_queue
 
 
@@ -26,3 +26,9 @@ def test_an_exchange_faststream_declares_is_the_one_declare_topology_declares(ex
         exchange.type.value,
         exchange.durable,
     )
+
+
+@pytest.mark.parametrize("declared", [*ALL_QUEUES, *ALL_EXCHANGES], ids=lambda d: d.name)
+def test_every_queue_and_exchange_says_what_it_is_for(declared):
+    # the AsyncAPI document's text for it, written nowhere else
+    assert declared.description.strip()
