@@ -1,5 +1,6 @@
 """FastStream's objects for the topology, built from contracts/topology.py where FastStream
-carries a message itself (the progress RPC, confirmed publishes, the AsyncAPI document).
+carries a message itself (the progress responder, hand-backs and dead-letter copies; README,
+Dependencies and why, says what it carries and why).
 
 The one place a RabbitQueue or RabbitExchange is built: the contracts stay plain data, and a
 queue FastStream declares is declared with the very arguments messaging/declare.py uses
