@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 
 from contracts import topology
 from contracts.channels import OPERATIONS, Opaque
-from contracts.topology import ALL_EXCHANGES, ALL_QUEUES, Exchange, Queue
+from contracts.topology import ALL_EXCHANGES, ALL_QUEUES, BINDINGS, Exchange, Queue
 from jobcast.asyncapi import document, to_yaml
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
@@ -99,6 +99,9 @@ def test_every_queue_and_exchange_of_the_topology_is_a_channel_with_its_argument
         assert channel["description"] == queue.description
         assert channel["x-arguments"] == queue.arguments
         assert channel["bindings"]["amqp"]["queue"]["durable"] == queue.durable
+    for queue, exchange in BINDINGS:
+        bound = {"exchange": exchange.name, "routingKey": queue.routing_key}
+        assert queues[queue.name]["x-bound-to"] == bound
     exchanges = [
         c["bindings"]["amqp"]["exchange"] | {"description": c["description"]}
         for c in channels
