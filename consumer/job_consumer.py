@@ -104,7 +104,6 @@ class JobConsumer(Consumer):
                 worker.replies.publish_reply,
                 start=start,
                 retry=worker.retry,
-                step_seconds=worker.step_seconds,
                 stopping=worker.stopping,
                 observe=worker.observe,
                 confirm_timeout=worker.publish_timeout,

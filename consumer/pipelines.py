@@ -13,7 +13,6 @@ A pipeline is declared in user code with one object and one decorator per step::
 Workers load every Pipeline found in the modules named by `JOBCAST_PIPELINES`.
 """
 
-import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ class StepContext:
     request: JobRequest
     previous: JsonValue
     """The previous step's result (None for the first step), also after a resume."""
-    step_seconds: float
-    """The configured demo step duration (JOBCAST_STEP_SECONDS); the built-in pipeline uses it."""
     attempt: int = 1
 
 
@@ -83,23 +80,11 @@ class Registry:
         return sorted(self._by_name)
 
 
-def load_registry(modules: Iterable[str]) -> Registry:
-    """A registry of every Pipeline defined at the top level of the named modules."""
-    found: list[Pipeline] = []
+def load_registry(modules: Iterable[str], *, builtin: Iterable[Pipeline] = ()) -> Registry:
+    """A registry of the `builtin` pipelines and every Pipeline defined at the top level of the
+    named modules."""
+    found: list[Pipeline] = list(builtin)
     for name in modules:
         module = importlib.import_module(name)
         found.extend(v for v in vars(module).values() if isinstance(v, Pipeline))
     return Registry(found)
-
-
-# -- the built-in pipeline: the original example's three steps ---------------------------
-
-default_fn = Pipeline("default_fn")
-
-
-async def _demo_step(ctx: StepContext) -> str:
-    await asyncio.sleep(ctx.step_seconds)
-    return f"result{ctx.seq + 1}"
-
-
-default_fn.steps.extend([_demo_step, _demo_step, _demo_step])

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import orjson
@@ -59,7 +59,6 @@ async def run_job(
     *,
     start: Progress | None = None,
     retry: RetryPolicy = RetryPolicy(),
-    step_seconds: float = 0.0,
     stopping: asyncio.Event | None = None,
     observe: StepObserver | None = None,
     confirm_timeout: float | None = None,
@@ -79,7 +78,7 @@ async def run_job(
         if stopping is not None and stopping.is_set():
             await confirms.wait()
             return RunResult(Outcome.HANDED_BACK, steps_run=steps_run)
-        ctx = StepContext(job.offset, seq, job.request, previous, step_seconds)
+        ctx = StepContext(job.offset, seq, job.request, previous)
         try:
             previous = await _run_step(pipeline, ctx, retry, observe)
         except Exception as exc:  # a step's own failure, after its retries: the job fails
@@ -211,11 +210,7 @@ async def _attempt(
     loop = asyncio.get_running_loop()
     began = loop.time()
     try:
-        value = await step(
-            StepContext(
-                ctx.offset, ctx.seq, ctx.request, ctx.previous, ctx.step_seconds, attempt=number
-            )
-        )
+        value = await step(replace(ctx, attempt=number))
     except Exception:
         logger.warning(
             "step failed offset=%s fn=%s seq=%s attempt=%s",

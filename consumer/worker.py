@@ -20,7 +20,6 @@ class Worker:
     signer: Signer
     """Verifies the jobs this worker takes and signs the replies it publishes."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    step_seconds: float = 0.0
     concurrency: int = 256
     publish_timeout: float = 5.0
     """How long a worker waits for RabbitMQ to confirm a reply before handing the job back."""

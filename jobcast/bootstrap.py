@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
+from consumer.builtin import default_fn
 from consumer.job_consumer import JobConsumer
 from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
@@ -25,8 +26,6 @@ from messaging.dead_letters import dead_letters_via
 from messaging.declare import declare_topology
 from messaging.publishing import ConfirmedChannel
 from observability.hooks import Hooks
-
-BUILTIN_PIPELINES = "consumer.builtin"
 
 logger = logging.getLogger(__name__)
 
@@ -169,14 +168,15 @@ def build_worker(settings: Settings, signing: Signer, hooks: Hooks) -> Worker:
     """A Worker with the built-in pipelines plus those of JOBCAST_PIPELINES, its steps and
     replies counted and traced by `hooks`."""
     return Worker(
-        registry=load_registry([BUILTIN_PIPELINES, *settings.pipelines]),
+        registry=load_registry(
+            settings.pipelines, builtin=[default_fn(step_seconds=settings.step_seconds)]
+        ),
         signer=signing,
         retry=RetryPolicy(
             attempts=settings.step_attempts,
             initial_seconds=settings.retry_initial_seconds,
             max_seconds=settings.retry_max_seconds,
         ),
-        step_seconds=settings.step_seconds,
         concurrency=settings.worker_concurrency,
         publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,

@@ -25,6 +25,12 @@ def _record(ctx: StepContext, event: str) -> None:
         os.close(fd)
 
 
+def step_seconds() -> float:
+    """How long a step sleeps: the worker's JOBCAST_STEP_SECONDS (the fault env sets it), the
+    setting the built-in pipeline's steps take."""
+    return float(os.environ.get("JOBCAST_STEP_SECONDS", "1.0"))
+
+
 def chained(previous: object, seq: int) -> str:
     """Step `seq`'s result given the previous one: "/0", "/0/1", "/0/1/2"."""
     return f"{previous or ''}/{seq}"
@@ -32,7 +38,7 @@ def chained(previous: object, seq: int) -> str:
 
 async def _counted_step(ctx: StepContext) -> str:
     _record(ctx, "start")
-    await asyncio.sleep(ctx.step_seconds)
+    await asyncio.sleep(step_seconds())
     expected = "".join(f"/{seq}" for seq in range(ctx.seq))
     if (ctx.previous or "") != expected:
         # a resumed job must receive the result of the step before, not start from scratch
@@ -80,7 +86,7 @@ async def _fine(ctx: StepContext) -> str:
 @crashes.step
 async def _dies(ctx: StepContext) -> str:
     _record(ctx, "start")
-    await asyncio.sleep(ctx.step_seconds)  # mid-step, as a real crash would be
+    await asyncio.sleep(step_seconds())  # mid-step, as a real crash would be
     os._exit(17)
 
 

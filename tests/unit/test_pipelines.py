@@ -2,6 +2,7 @@
 
 import pytest
 
+from consumer.builtin import default_fn
 from consumer.pipelines import Pipeline, Registry, StepContext, load_registry
 from contracts import JobRequest, UnknownPipelineError
 
@@ -37,16 +38,15 @@ def test_a_pipeline_without_steps_is_refused():
 
 
 def test_modules_are_scanned_for_pipelines():
-    registry = load_registry(["consumer.builtin", "tests.unit.example_pipelines"])
+    registry = load_registry(["tests.unit.example_pipelines"], builtin=[default_fn(0)])
     assert registry.names() == ["default_fn", "shout"]
 
 
 async def test_the_default_pipeline_gives_the_examples_results():
-    pipeline = load_registry(["consumer.builtin"]).get("default_fn")
+    pipeline = default_fn(step_seconds=0)
     request = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
     values = [
-        await step(StepContext(0, seq, request, None, step_seconds=0))
-        for seq, step in enumerate(pipeline.steps)
+        await step(StepContext(0, seq, request, None)) for seq, step in enumerate(pipeline.steps)
     ]
     assert values == ["result1", "result2", "result3"]
     assert pipeline.done_value == "done"
