@@ -1,6 +1,8 @@
 """The worker's broker edge: take a job from jobcast.jobs, run it, ack after the last reply.
 
-On aio-pika directly (messaging/consumer.py): every job passes through here."""
+On aio-pika directly (messaging/consumer.py): every job passes through here. What to do with
+a job is decided in consumer/decisions.py; this module gathers what those decisions need and
+settles the message as they say."""
 
 import asyncio
 import logging
@@ -9,13 +11,23 @@ from aio_pika.abc import AbstractConnection as Connection
 from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
+from consumer.decisions import (
+    Ack,
+    Delivered,
+    Fail,
+    GiveUp,
+    HandBack,
+    after_run,
+    decide,
+    needs_resume_point,
+    read_job,
+)
 from consumer.deliveries import crashes, hand_back_headers, handed_back
-from consumer.runner import Outcome, run_job
+from consumer.runner import run_job
 from consumer.worker import Worker
-from contracts import Job, Progress, ProgressQuery, Reply, ReplyKind, UnknownPipelineError
-from contracts.errors import BrokerUnavailableError, DeadLetterReason, describe
+from contracts import Job, Progress, ProgressQuery, Reply
+from contracts.errors import BrokerUnavailableError, DeadLetterReason
 from contracts.headers import HEADER_SIGNATURE
-from contracts.messages import MAX_REQUEST_BYTES
 from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
 from messaging.consumer import (
     AroundConsume,
@@ -49,60 +61,39 @@ class JobConsumer(Consumer):
     async def handle(self, msg: Message) -> None:
         """Run the job's pipeline; publish each step's Reply on jobcast.replies."""
         worker = self.worker
-        if len(msg.body) > MAX_REQUEST_BYTES:
-            why = f"too large: a job of {len(msg.body)} bytes"
-            await self.move_to_dead(msg, DeadLetterReason.TOO_LARGE, why)
+        job = read_job(msg.body, (msg.headers or {}).get(HEADER_SIGNATURE), worker.signer)
+        if isinstance(job, GiveUp):
+            await self.move_to_dead(msg, job.reason, job.detail)
             return
-        signature = (msg.headers or {}).get(HEADER_SIGNATURE)
-        if not worker.signer.verify(msg.body, signature):
-            # NOTE: no error reply: a job no gateway signed names an offset it does not own.
-            why = "no" if signature is None else "a wrong"
-            detail = f"unsigned job: {why} {HEADER_SIGNATURE}"
-            await self.move_to_dead(msg, DeadLetterReason.UNSIGNED, detail)
-            return
-        try:
-            job = Job.model_validate_json(msg.body)
-        except ValidationError as exc:
-            detail = f"invalid job: {describe(exc)}"
-            await self.move_to_dead(msg, DeadLetterReason.INVALID_JOB, detail)
-            return
-
-        crashed = crashes(msg.headers, worker.max_deliveries)
-        log = {"offset": job.offset, "fn": job.request.fn, "crashes": crashed}
+        delivered = Delivered(
+            job,
+            crashes=crashes(msg.headers, worker.max_deliveries),
+            may_have_run=msg.redelivered or handed_back(msg.headers),
+        )
+        log = {"offset": job.offset, "fn": job.request.fn, "crashes": delivered.crashes}
         worker.in_flight += 1
         try:
-            try:
-                pipeline = worker.registry.get(job.request.fn)
-            except UnknownPipelineError as exc:
-                failed = Reply(offset=job.offset, seq=0, kind=ReplyKind.ERROR, value=str(exc))
-                await _publish_error(worker, failed)
-                await self.move_to_dead(msg, DeadLetterReason.UNKNOWN_PIPELINE, str(exc))
-                return
-            may_have_run = msg.redelivered or handed_back(msg.headers)
-            start = await _resume_point(self._connection, worker, job) if may_have_run else None
-            if start is not None and start.finished:
+            start = None
+            if needs_resume_point(delivered, worker.registry):
+                start = await _resume_point(self._connection, worker, job)
+            decision = decide(
+                delivered, worker.registry, start, max_deliveries=worker.max_deliveries
+            )
+            if isinstance(decision, Ack):
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
                 return
-            if crashed >= worker.max_deliveries:
-                # NOTE: a job that took its worker down this often will do it again; fail it
-                # with a reason before the broker's delivery limit drops it without one.
-                # Only crashes count: a clean hand-back does not (see _hand_back).
-                reason = (
-                    f"gave up after {crashed} deliveries: each time, the worker "
-                    f"running the job died or lost the broker"
-                )
-                seq = start.next_seq if start is not None else 0
-                failed = Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
-                await _publish_error(worker, failed)
-                await self.move_to_dead(msg, DeadLetterReason.CRASH_LOOP, reason)
-                logger.warning("crash loop, job failed offset=%(offset)s", log)
+            if isinstance(decision, Fail):
+                await _publish_error(worker, decision.reply)
+                await self.move_to_dead(msg, decision.reason, decision.detail)
+                if decision.reason is DeadLetterReason.CRASH_LOOP:
+                    logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
             result = await run_job(
                 job,
-                pipeline,
+                decision.pipeline,
                 worker.replies.publish_reply,
-                start=start,
+                start=decision.start,
                 retry=worker.retry,
                 stopping=worker.stopping,
                 observe=worker.observe,
@@ -114,12 +105,12 @@ class JobConsumer(Consumer):
             return
         finally:
             worker.in_flight -= 1
-        if result.outcome is Outcome.HANDED_BACK:
-            next_seq = (start.next_seq if start is not None else 0) + result.steps_run
-            await self._hand_back(msg, job, crashed, next_seq)
+        settle = after_run(result, decision.start)
+        if isinstance(settle, HandBack):
+            await self._hand_back(msg, job, delivered.crashes, settle.next_seq)
             logger.info("worker stopping; job handed back offset=%(offset)s", log)
-        elif result.outcome is Outcome.FAILED:
-            await self.move_to_dead(msg, DeadLetterReason.STEP_FAILED, result.reason or "failed")
+        elif isinstance(settle, GiveUp):
+            await self.move_to_dead(msg, settle.reason, settle.detail)
         else:
             await msg.ack()
         logger.info(
@@ -128,7 +119,7 @@ class JobConsumer(Consumer):
             job.offset,
             job.request.fn,
             result.steps_run,
-            crashed,
+            delivered.crashes,
         )
 
     async def _hand_back(self, msg: Message, job: Job, crashes_so_far: int, next_seq: int) -> None:

@@ -75,6 +75,9 @@ class Registry:
         except KeyError:
             raise UnknownPipelineError(fn, self.names()) from None
 
+    def __contains__(self, fn: object) -> bool:
+        return fn in self._by_name
+
     def names(self) -> list[str]:
         """Every registered name, sorted."""
         return sorted(self._by_name)

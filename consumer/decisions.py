@@ -1,0 +1,130 @@
+"""What to do with a delivered job: decided here, in plain code; settled by the job consumer.
+
+consumer/job_consumer.py gathers what it knows of a message (its bytes and headers, its
+crashes, where the query side says the job got to), asks these functions, and does what they
+return: publish an error reply, ack, dead-letter, run, or hand the job back.
+"""
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from consumer.pipelines import Pipeline, Registry
+from consumer.runner import Outcome, RunResult
+from contracts import Job, Progress, Reply, ReplyKind, UnknownPipelineError
+from contracts.errors import DeadLetterReason, describe
+from contracts.headers import HEADER_SIGNATURE
+from contracts.messages import MAX_REQUEST_BYTES
+from contracts.signing import Signer
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run the pipeline from `start` (None: from its first step)."""
+
+    pipeline: Pipeline
+    start: Progress | None
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Fail the job unrun: publish `reply` (its error), then dead-letter the message."""
+
+    reply: Reply
+    reason: DeadLetterReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Dead-letter the message and publish nothing: there is no job to answer for, or the run
+    already published the job's error reply."""
+
+    reason: DeadLetterReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Ack the message: nothing is left to do."""
+
+
+@dataclass(frozen=True)
+class HandBack:
+    """Give the job to the next worker as a new message (this one is stopping): the ledger
+    should hold its replies up to `next_seq` first, so the next worker resumes after them."""
+
+    next_seq: int
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What is known of a delivered job before anyone asks where it got to."""
+
+    job: Job
+    crashes: int
+    """Its crashes so far, carried over from hand-backs and counted by RabbitMQ, at most the
+    cap (consumer.deliveries.crashes)."""
+    may_have_run: bool
+    """Redelivered, or handed back: a worker may have run some of its steps."""
+
+
+def read_job(body: bytes, signature: object, signer: Signer) -> Job | GiveUp:
+    """The job a message carries, or why it is refused unread: too large, not signed by a
+    gateway, or not a job."""
+    if len(body) > MAX_REQUEST_BYTES:
+        return GiveUp(DeadLetterReason.TOO_LARGE, f"too large: a job of {len(body)} bytes")
+    if not signer.verify(body, signature):
+        # NOTE: no error reply: a job no gateway signed names an offset it does not own.
+        why = "no" if signature is None else "a wrong"
+        return GiveUp(DeadLetterReason.UNSIGNED, f"unsigned job: {why} {HEADER_SIGNATURE}")
+    try:
+        return Job.model_validate_json(body)
+    except ValidationError as exc:
+        return GiveUp(DeadLetterReason.INVALID_JOB, f"invalid job: {describe(exc)}")
+
+
+def needs_resume_point(delivered: Delivered, registry: Registry) -> bool:
+    """Whether to ask the query side where the job got to before deciding: only if some of
+    its steps may have run, and only for a job this worker can run at all."""
+    return delivered.may_have_run and delivered.job.request.fn in registry
+
+
+def decide(
+    delivered: Delivered, registry: Registry, start: Progress | None, *, max_deliveries: int
+) -> Run | Fail | Ack:
+    """What to do with a job read whole: `start` is where the query side says it got to (None
+    when not asked, or when it could not say: the job starts over)."""
+    job = delivered.job
+    try:
+        pipeline = registry.get(job.request.fn)
+    except UnknownPipelineError as exc:
+        return _fail(job, 0, DeadLetterReason.UNKNOWN_PIPELINE, str(exc))
+    if start is not None and start.finished:
+        return Ack()
+    if delivered.crashes >= max_deliveries:
+        # NOTE: a job that took its worker down this often will do it again; fail it with a
+        # reason before the broker's delivery limit drops it without one. Only crashes count:
+        # a clean hand-back does not (consumer/deliveries.py).
+        reason = (
+            f"gave up after {delivered.crashes} deliveries: each time, the worker "
+            f"running the job died or lost the broker"
+        )
+        seq = start.next_seq if start is not None else 0
+        return _fail(job, seq, DeadLetterReason.CRASH_LOOP, reason)
+    return Run(pipeline, start)
+
+
+def after_run(result: RunResult, start: Progress | None) -> Ack | GiveUp | HandBack:
+    """What to do with the message once its run returned."""
+    if result.outcome is Outcome.HANDED_BACK:
+        done_before = start.next_seq if start is not None else 0
+        return HandBack(next_seq=done_before + result.steps_run)
+    if result.outcome is Outcome.FAILED:
+        return GiveUp(DeadLetterReason.STEP_FAILED, result.reason or "failed")
+    return Ack()
+
+
+def _fail(job: Job, seq: int, reason: DeadLetterReason, detail: str) -> Fail:
+    error = Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=detail)
+    return Fail(error, reason, detail)
