@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from pydantic import JsonValue
 
-from contracts import JobRequest, UnknownPipelineError
+from consumer.progress import ProgressReporter
+from contracts import JobRequest, StepProgress, UnknownPipelineError
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,22 @@ class StepContext:
     previous: JsonValue
     """The previous step's result (None for the first step), also after a resume."""
     attempt: int = 1
+    reporter: ProgressReporter | None = field(default=None, repr=False, compare=False)
+    """Where `progress` sends its ticks (run_job gives one; None: they go nowhere)."""
+
+    async def progress(
+        self, current: float, total: float | None = None, message: str | None = None
+    ) -> None:
+        """Tell every follower how far this step got (e.g. 40 of 100, "resizing").
+
+        Published at once as a `progress` reply (at most one per job every 0.1 s; the latest
+        always goes out, before the step's result); never among the job's results. ValueError
+        for what no reply may carry: a negative, NaN or infinite number, a message over 200
+        characters or with control characters.
+        """
+        value = StepProgress(current=current, total=total, message=message)
+        if self.reporter is not None:
+            await self.reporter.report(self.seq, value)
 
 
 Step = Callable[[StepContext], Awaitable[JsonValue]]

@@ -11,6 +11,7 @@ import orjson
 from pydantic import JsonValue
 
 from consumer.pipelines import Pipeline, StepContext
+from consumer.progress import PROGRESS_SECONDS, ProgressReporter
 from contracts import BrokerUnavailableError, Job, PermanentStepError, Progress, Reply, ReplyKind
 from contracts.messages import MAX_REPLY_BYTES
 
@@ -62,6 +63,7 @@ async def run_job(
     stopping: asyncio.Event | None = None,
     observe: StepObserver | None = None,
     confirm_timeout: float | None = None,
+    progress_seconds: float = PROGRESS_SECONDS,
 ) -> RunResult:
     """Run the pipeline from `start` (a resume point) on, publishing each result as it exists.
 
@@ -71,17 +73,35 @@ async def run_job(
     acknowledged only after its last reply is confirmed.
     """
     start = start or Progress(offset=job.offset, next_seq=0)
+    confirms = _Confirms(publish, confirm_timeout)
+    reporter = ProgressReporter(job.offset, publish, progress_seconds)
+    try:
+        return await _run_steps(job, pipeline, start, confirms, reporter, retry, stopping, observe)
+    finally:
+        reporter.close()
+
+
+async def _run_steps(
+    job: Job,
+    pipeline: Pipeline,
+    start: Progress,
+    confirms: "_Confirms",
+    reporter: ProgressReporter,
+    retry: RetryPolicy,
+    stopping: asyncio.Event | None,
+    observe: StepObserver | None,
+) -> RunResult:
     previous: JsonValue = start.previous
     steps_run = 0
-    confirms = _Confirms(publish, confirm_timeout)
     for seq in range(start.next_seq, len(pipeline.steps)):
         if stopping is not None and stopping.is_set():
             await confirms.wait()
             return RunResult(Outcome.HANDED_BACK, steps_run=steps_run)
-        ctx = StepContext(job.offset, seq, job.request, previous)
+        ctx = StepContext(job.offset, seq, job.request, previous, reporter=reporter)
         try:
             previous = await _run_step(pipeline, ctx, retry, observe)
         except Exception as exc:  # a step's own failure, after its retries: the job fails
+            reporter.settle(seq)
             reason = f"step {seq} of {pipeline.name!r} failed: {type(exc).__name__}: {exc}"
             await confirms.send(
                 Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
@@ -89,6 +109,7 @@ async def run_job(
             await confirms.wait()
             return RunResult(Outcome.FAILED, reason=reason, steps_run=steps_run + 1)
         steps_run += 1
+        reporter.settle(seq)
         try:
             result = _result_reply(job, seq, previous)
         except UnpublishableResultError as exc:

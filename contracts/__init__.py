@@ -20,9 +20,11 @@ from contracts.messages import (
     Progress,
     ProgressQuery,
     ProgressRejected,
+    ProgressReport,
     Reply,
     ReplyKind,
     ScheduleRejected,
+    StepProgress,
 )
 
 __all__ = [
@@ -40,9 +42,11 @@ __all__ = [
     "Progress",
     "ProgressQuery",
     "ProgressRejected",
+    "ProgressReport",
     "Reply",
     "ReplyKind",
     "ScheduleRejected",
+    "StepProgress",
     "UnavailableError",
     "UnknownOffsetError",
     "UnknownPipelineError",

@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from contracts.text import PRINTABLE
 
@@ -96,6 +96,33 @@ class ReplyKind(StrEnum):
     RESULT = "result"
     DONE = "done"
     ERROR = "error"
+    PROGRESS = "progress"
+    """How far the running step got (`StepProgress`): not a step and not final, never among
+    the job's results; its seq is the seq of the step it reports on."""
+
+
+PROGRESS_MESSAGE_LENGTH = 200
+MAX_PROGRESS = 2**53
+"""The largest progress number: every JSON reader holds integers up to it exactly."""
+
+ProgressNumber = (
+    Annotated[int, Field(strict=True, ge=0, le=MAX_PROGRESS)]
+    | Annotated[float, Field(strict=True, ge=0, le=MAX_PROGRESS, allow_inf_nan=False)]
+)
+
+
+class StepProgress(BaseModel):
+    """The value of a `progress` reply: how far the running step got, e.g. 40 of 100 files."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"current": 40, "total": 100, "message": "resizing"}]},
+    )
+
+    current: ProgressNumber
+    total: ProgressNumber | None = Field(default=None, description="None: unknown.")
+    message: Annotated[str, Field(max_length=PROGRESS_MESSAGE_LENGTH), PRINTABLE] | None = None
 
 
 class Reply(BaseModel):
@@ -110,13 +137,25 @@ class Reply(BaseModel):
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
     seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
     kind: ReplyKind
-    value: JsonValue
+    value: JsonValue = Field(
+        description="The step's result; for `progress`, a StepProgress: "
+        '`{"current": n, "total": n|null, "message": str|null}`.'
+    )
     produced_at: datetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _progress_shape(self) -> Self:
+        # NOTE: a progress value is shown to every follower and kept in the ledger: bounded
+        # like any other sender's data, so a NaN, a huge message or another shape is refused.
+        if self.kind is ReplyKind.PROGRESS:
+            StepProgress.model_validate(self.value)
+        return self
+
 
     @property
     def is_final(self) -> bool:
         """True for the reply that ends the job (`done` or `error`)."""
-        return self.kind is not ReplyKind.RESULT
+        return self.kind not in (ReplyKind.RESULT, ReplyKind.PROGRESS)
 
 
 class JobState(StrEnum):
@@ -133,6 +172,33 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED)
 
 
+class ProgressReport(StepProgress):
+    """The latest progress of a job, as GET /jobs/{offset} shows it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current": 40,
+                    "total": 100,
+                    "message": "resizing",
+                    "seq": 1,
+                    "produced_at": "2026-01-01T00:00:02Z",
+                }
+            ]
+        }
+    )
+
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ, description="The step it reports on.")]
+    produced_at: datetime
+
+    @classmethod
+    def of(cls, reply: Reply) -> "ProgressReport":
+        """The report a `progress` reply makes."""
+        value = StepProgress.model_validate(reply.value)
+        return cls(seq=reply.seq, produced_at=reply.produced_at, **value.model_dump())
+
+
 class JobRecord(BaseModel):
     """A job as the ledger knows it: `GET /jobs/{offset}`."""
 
@@ -143,6 +209,9 @@ class JobRecord(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    progress: ProgressReport | None = Field(
+        default=None, description="The latest progress a step reported (None: none yet)."
+    )
 
 
 class ProgressQuery(BaseModel):
