@@ -37,6 +37,13 @@ TRACE_TEXT_LENGTH = 512
 # over HTTP, unanswered AMQP submissions); refused here, the sender hears why (contracts/text.py).
 Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S"), PRINTABLE]
 
+MAX_TAGS = 8
+TAG_LENGTH = 64
+Tag = Annotated[
+    str, Field(min_length=1, max_length=TAG_LENGTH, pattern=r"^[A-Za-z0-9_.:/-]+$", examples=["eu"])
+]
+"""A label a caller puts on a job to find it again (GET /jobs?tag=, GET /jobs/stream?tag=)."""
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
@@ -57,6 +64,15 @@ class JobRequest(BaseModel):
     deployment: Annotated[Name, Field(examples=["Docker"])]
     framework: Annotated[Name, Field(examples=["FastAPI"])]
     fn: Annotated[Name, Field(examples=["default_fn"])]
+    # NOTE: left out of the JSON when empty, so a request without tags is the same message
+    # (on jobcast.jobs, in the ledger, in every answer) as before tags existed, and a worker
+    # or gateway that does not know them yet still takes it.
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        exclude_if=lambda tags: not tags,
+        description="Labels to find the job by (at most 8, each 1-64 of A-Z a-z 0-9 _ . : / -).",
+    )
 
 
 class JobAccepted(BaseModel):

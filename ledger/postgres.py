@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,9 @@ from contracts import (
     UnknownOffsetError,
 )
 from contracts.errors import LedgerRejectedError
+from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW
+from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
@@ -90,6 +93,35 @@ UPDATE jobcast_jobs j SET
     final_kind = (SELECT kind FROM jobcast_replies WHERE job_id = j.id AND kind != 'result');
 """
 
+# NOTE: the jobs list and the feed (ledger/listing.py): an index behind every filter, a tags
+# table, and the feed cursor `recorded`, handed out from the one `jobcast_feed` row (see _feed).
+LISTING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobcast_job_tags (
+    tag TEXT NOT NULL,
+    job_id BIGINT NOT NULL REFERENCES jobcast_jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (tag, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobcast_jobs_by_state ON jobcast_jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobcast_jobs_by_fn ON jobcast_jobs (fn, id);
+CREATE INDEX IF NOT EXISTS jobcast_jobs_by_created ON jobcast_jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobcast_jobs_by_updated ON jobcast_jobs (state, updated_at);
+CREATE TABLE IF NOT EXISTS jobcast_feed (next BIGINT NOT NULL);
+INSERT INTO jobcast_feed (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM jobcast_feed);
+ALTER TABLE jobcast_replies ADD COLUMN IF NOT EXISTS recorded BIGINT;
+CREATE UNIQUE INDEX IF NOT EXISTS jobcast_replies_by_recorded ON jobcast_replies (recorded);
+CREATE INDEX IF NOT EXISTS jobcast_replies_unfed ON jobcast_replies (job_id, seq)
+    WHERE recorded IS NULL;
+"""
+
+# NOTE: cancel requests and delayed starts (ledger/steering.py), also in ledgers older than them.
+STEERING_SCHEMA = """
+ALTER TABLE jobcast_jobs ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE jobcast_jobs ADD COLUMN IF NOT EXISTS due_at TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS jobcast_jobs_due ON jobcast_jobs (due_at) WHERE state = 'scheduled';
+"""
+
+TABLES = {"jobs": "jobcast_jobs", "replies": "jobcast_replies", "tags": "jobcast_job_tags"}
+
 # NOTE: asyncpg raises these (and OSError) when the server is gone or restarting.
 _DOWN = (
     OSError,
@@ -133,6 +165,8 @@ class PostgresLedger:
             ):
                 await conn.execute(MIGRATION)
             await conn.execute(SCHEMA)
+            await conn.execute(LISTING_SCHEMA)
+            await _feed(conn, None)  # replies stored before the feed existed get their cursors
 
     def reply_listener(
         self, on_stored: Callable[[int], None], on_connected: Callable[[], None]
@@ -157,14 +191,18 @@ class PostgresLedger:
             # NOTE: look the key up first: an INSERT that hits the conflict still burns an offset.
             row = None if idempotency_key is None else await _by_key(conn, idempotency_key)
             if row is None:
+                # NOTE: one statement, so a job and its tags are stored together or not at all
                 offset = await conn.fetchval(
-                    "INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
+                    "WITH job AS (INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING"
-                    " RETURNING id",
+                    " RETURNING id), tagged AS (INSERT INTO jobcast_job_tags (tag, job_id)"
+                    " SELECT DISTINCT unnest($5::text[]), id FROM job)"
+                    " SELECT id FROM job",
                     body,
                     request.fn,
                     JobState.QUEUED.value,
                     idempotency_key,
+                    request.tags,
                 )
                 if offset is not None:
                     return int(offset), True
@@ -193,6 +231,7 @@ class PostgresLedger:
             async with self._connection() as conn, conn.transaction():
                 for i in order:
                     outcomes[i] = await _store_one(conn, replies[i])
+                await _feed(conn, {reply.offset for reply in replies})
         except (asyncpg.PostgresError, OverflowError, ValueError) as exc:
             if isinstance(exc, _TRANSIENT):
                 raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
@@ -228,6 +267,43 @@ class PostgresLedger:
             )
         return job_from_row(offset, row, rows)
 
+    async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
+        sql, params = list_query(_dollar, TABLES, found, before, limit, _aware)
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [row_from_db(row) for row in rows]
+
+    async def feed(self, found: JobFilter, after: int, limit: int) -> list[tuple[int, Reply]]:
+        sql, params = feed_query(_dollar, TABLES, found, after, limit, _aware)
+        async with self._connection() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [feed_item(row) for row in rows]
+
+    async def feed_end(self) -> int:
+        async with self._connection() as conn:
+            return int(await conn.fetchval("SELECT next - 1 FROM jobcast_feed"))
+
+    async def stats(self, minutes: int) -> tuple[dict[JobState, int], list[int]]:
+        async with self._connection() as conn:
+            now = await conn.fetchval("SELECT now()")
+            since = now - timedelta(minutes=minutes)
+            counts = {
+                state: await conn.fetchval(
+                    "SELECT count(*) FROM jobcast_jobs WHERE state = $1 AND updated_at >= $2",
+                    state.value,
+                    since,
+                )
+                for state in JobState
+            }
+            buckets = await conn.fetch(
+                "SELECT floor(extract(epoch FROM ($1 - updated_at)) / 60)::int AS ago, count(*)"
+                " FROM jobcast_jobs WHERE state = $2 AND updated_at >= $3 GROUP BY ago",
+                now,
+                JobState.DONE.value,
+                since,
+            )
+        return counts, completed_series([(r[0], r[1]) for r in buckets], minutes)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         if self._pool is None:
@@ -247,6 +323,43 @@ async def _by_key(conn: Any, key: str | None) -> Any:
 
 async def _job_exists(conn: Any, offset: int) -> bool:
     return await conn.fetchval("SELECT 1 FROM jobcast_jobs WHERE id = $1", offset) is not None
+
+
+def _dollar(n: int) -> str:
+    return f"${n}"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _feed(conn: Any, offsets: set[int] | None) -> None:
+    """Give the replies that joined their job's prefix (of `offsets`; None: of every job)
+    their feed cursors, in (job, seq) order, from the `jobcast_feed` row."""
+    joined = await conn.fetch(
+        "SELECT r.job_id, r.seq FROM jobcast_replies r JOIN jobcast_jobs j ON j.id = r.job_id"
+        " WHERE r.recorded IS NULL AND r.seq < j.next_seq"
+        " AND ($1::bigint[] IS NULL OR r.job_id = ANY($1)) ORDER BY r.job_id, r.seq",
+        None if offsets is None else sorted(offsets),
+    )
+    if not joined:
+        return
+    # NOTE: the row lock on jobcast_feed is held until this transaction commits, so cursors
+    # commit in the order they are handed out, whichever gateway stores: a follower that has
+    # read cursor n never later finds a lower one appear (a plain sequence could commit 7
+    # after 8). Taken last in the transaction, after the jobs' row locks, so it is held only
+    # for the commit and cannot deadlock with them.
+    first = await conn.fetchval(
+        "UPDATE jobcast_feed SET next = next + $1 RETURNING next - $1", len(joined)
+    )
+    await conn.execute(
+        "UPDATE jobcast_replies r SET recorded = $1 + f.n - 1"
+        " FROM unnest($2::bigint[], $3::int[]) WITH ORDINALITY AS f(job_id, seq, n)"
+        " WHERE r.job_id = f.job_id AND r.seq = f.seq",
+        first,
+        [row["job_id"] for row in joined],
+        [row["seq"] for row in joined],
+    )
 
 
 async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:

@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 from typing import Protocol
 
-from contracts import JobRecord, JobRequest, Reply
+from contracts import JobRecord, JobRequest, JobState, Reply
+from contracts.listing import JobFilter, JobRow
 from ledger.rules import StoreOutcome
 
 
@@ -44,3 +45,20 @@ class Ledger(Protocol):
     async def job(self, offset: int) -> JobRecord:
         """The whole job (replies as in `replies`, the state they make); UnknownOffsetError
         if the offset was never handed out."""
+
+    async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
+        """Up to `limit` jobs matching `found` with an offset below `before` (None: any),
+        newest first."""
+
+    async def feed(self, found: JobFilter, after: int, limit: int) -> list[tuple[int, Reply]]:
+        """Up to `limit` replies of jobs matching `found` (their state now) with a feed cursor
+        above `after`, as (cursor, reply) in cursor order. A reply gets its cursor when it
+        joins its job's prefix, so each job's replies come in seq order, each once, and a
+        cursor, once read, never has a lower one appear after it."""
+
+    async def feed_end(self) -> int:
+        """The highest feed cursor handed out so far (0 before the first)."""
+
+    async def stats(self, minutes: int) -> tuple[dict[JobState, int], list[int]]:
+        """Jobs changed in the last `minutes`, by state now; jobs that ended done in each of
+        those minutes, oldest first."""

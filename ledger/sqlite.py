@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +19,16 @@ from contracts import (
     UnknownOffsetError,
 )
 from contracts.errors import LedgerRejectedError
+from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW, utcnow
+from ledger.listing import (
+    completed_series,
+    feed_item,
+    feed_query,
+    list_query,
+    row_from_db,
+    utc_text,
+)
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -76,6 +86,25 @@ UPDATE jobs SET
     final_kind = (SELECT kind FROM replies WHERE job_id = jobs.id AND kind != 'result');
 """
 
+# NOTE: the jobs list and the feed (ledger/listing.py): an index behind every filter, a tags
+# table, and the feed cursor: `replies.recorded`, handed out from `feed` as replies join their
+# job's prefix, in the one writer's commit order.
+LISTING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS job_tags (
+    tag TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    PRIMARY KEY (tag, job_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_by_fn ON jobs (fn, id);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_updated ON jobs (state, updated_at);
+CREATE TABLE IF NOT EXISTS feed (next INTEGER NOT NULL);
+INSERT INTO feed (next) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM feed);
+CREATE UNIQUE INDEX IF NOT EXISTS replies_by_recorded ON replies (recorded);
+CREATE INDEX IF NOT EXISTS replies_unfed ON replies (job_id, seq) WHERE recorded IS NULL;
+"""
+
 MAX_BATCH = 512
 
 
@@ -130,23 +159,33 @@ class SqliteLedger:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (offset, body, request.fn, JobState.QUEUED, idempotency_key, now, now),
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES (?, ?)",
+                [(tag, offset) for tag in request.tags],
+            )
             return offset, True
 
         return await self._write(op)  # type: ignore[no-any-return]
 
     async def discard_job(self, offset: int) -> None:
-        await self._write(
-            lambda conn: conn.execute(
+        def op(conn: sqlite3.Connection) -> None:
+            deleted = conn.execute(
                 "DELETE FROM jobs WHERE id = ? AND NOT EXISTS"
                 " (SELECT 1 FROM replies WHERE job_id = ?)",
                 (offset, offset),
-            )
-        )
+            ).rowcount
+            if deleted:
+                conn.execute("DELETE FROM job_tags WHERE job_id = ?", (offset,))
+
+        await self._write(op)
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        outcomes: list[StoreOutcome] = await self._write(
-            lambda conn: [_store_one(conn, reply) for reply in replies]
-        )
+        def op(conn: sqlite3.Connection) -> list[StoreOutcome]:
+            outcomes = [_store_one(conn, reply) for reply in replies]
+            _feed(conn, {reply.offset for reply in replies})
+            return outcomes
+
+        outcomes: list[StoreOutcome] = await self._write(op)
         return outcomes
 
     async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
@@ -176,6 +215,41 @@ class SqliteLedger:
                 (offset, offset),
             ).fetchall()
             return job_from_row(offset, row, rows)
+
+        return await self._read(op)
+
+    async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
+        sql, params = list_query(_qmark, TABLES, found, before, limit, utc_text)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [row_from_db(row) for row in rows]
+
+    async def feed(self, found: JobFilter, after: int, limit: int) -> list[tuple[int, Reply]]:
+        sql, params = feed_query(_qmark, TABLES, found, after, limit, utc_text)
+        rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return [feed_item(row) for row in rows]
+
+    async def feed_end(self) -> int:
+        (end,) = await self._read(lambda conn: conn.execute("SELECT next - 1 FROM feed").fetchone())
+        return int(end)
+
+    async def stats(self, minutes: int) -> tuple[dict[JobState, int], list[int]]:
+        now = utcnow()
+        since = utc_text(now - timedelta(minutes=minutes))
+
+        def op(conn: sqlite3.Connection) -> tuple[dict[JobState, int], list[int]]:
+            counts = {
+                state: conn.execute(
+                    "SELECT count(*) FROM jobs WHERE state = ? AND updated_at >= ?",
+                    (state.value, since),
+                ).fetchone()[0]
+                for state in JobState
+            }
+            buckets = conn.execute(
+                "SELECT CAST((julianday(?) - julianday(updated_at)) * 1440 AS INTEGER) AS ago,"
+                " count(*) FROM jobs WHERE state = ? AND updated_at >= ? GROUP BY ago",
+                (utc_text(now), JobState.DONE.value, since),
+            ).fetchall()
+            return counts, completed_series(buckets, minutes)
 
         return await self._read(op)
 
@@ -281,11 +355,42 @@ def _same_request(row: tuple[int, str], body: str, key: str) -> int:
     return offset
 
 
+TABLES = {"jobs": "jobs", "replies": "replies", "tags": "job_tags"}
+
+
+def _qmark(n: int) -> str:
+    return f"?{n}"
+
+
+def _feed(conn: sqlite3.Connection, offsets: set[int] | None) -> None:
+    """Give the replies that joined their job's prefix (of `offsets`; None: of every job)
+    their feed cursors, in (job, seq) order, from the `feed` counter."""
+    among = "" if offsets is None else f" AND r.job_id IN ({','.join('?' * len(offsets))})"
+    joined = conn.execute(
+        "SELECT r.job_id, r.seq FROM replies r JOIN jobs j ON j.id = r.job_id"
+        f" WHERE r.recorded IS NULL AND r.seq < j.next_seq{among} ORDER BY r.job_id, r.seq",
+        sorted(offsets or ()),
+    ).fetchall()
+    if not joined:
+        return
+    (first,) = conn.execute(
+        "UPDATE feed SET next = next + ? RETURNING next - ?", (len(joined), len(joined))
+    ).fetchone()
+    conn.executemany(
+        "UPDATE replies SET recorded = ? WHERE job_id = ? AND seq = ?",
+        [(first + i, job_id, seq) for i, (job_id, seq) in enumerate(joined)],
+    )
+
+
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "next_seq" not in columns:
         conn.executescript(MIGRATION)
+    if "recorded" not in {row[1] for row in conn.execute("PRAGMA table_info(replies)")}:
+        conn.execute("ALTER TABLE replies ADD COLUMN recorded INTEGER")
+    conn.executescript(LISTING_SCHEMA)
+    _feed(conn, None)  # replies stored before the feed existed get their cursors
 
 
 def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:

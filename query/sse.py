@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import APIRouter, Header, Query
@@ -15,6 +15,8 @@ from query.results import Results
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing a quiet stream."""
+
+T = TypeVar("T")
 
 SHUTDOWN_GRACE_SECONDS = 2.0
 """On shutdown, how long open streams get to end cleanly before they are cut off."""
@@ -116,13 +118,13 @@ async def _events(
 
 
 async def _until(
-    shutdown: anyio.Event, replies: AsyncGenerator[Reply, None]
-) -> AsyncGenerator[Reply, None]:
+    shutdown: anyio.Event, replies: AsyncGenerator[T, None]
+) -> AsyncGenerator[T, None]:
     """`replies` until the server shuts down; then the stream ends cleanly (not cut off), and
     the client resumes with Last-Event-ID wherever it reconnects. However this generator ends
     (the job's end, shutdown, the client gone), `replies` ends with it."""
     stopping = asyncio.ensure_future(shutdown.wait())
-    step: asyncio.Future[Reply] | None = None
+    step: asyncio.Future[T] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(replies))

@@ -40,10 +40,13 @@ class ReplyHub:
 
     def __init__(self) -> None:
         self._watches: dict[int, set[Watch]] = defaultdict(set)
+        self._any: set[Watch] = set()
 
     def notify(self, offset: int) -> None:
         """A reply of `offset` was stored."""
         for watch in self._watches.get(offset, ()):
+            watch.ring()
+        for watch in self._any:
             watch.ring()
 
     def ring_all(self) -> None:
@@ -51,6 +54,8 @@ class ReplyHub:
         for watches in self._watches.values():
             for watch in watches:
                 watch.ring()
+        for watch in self._any:
+            watch.ring()
 
     @contextmanager
     def watch(self, offset: int) -> Iterator[Watch]:
@@ -65,7 +70,17 @@ class ReplyHub:
             if not watches:
                 del self._watches[offset]
 
+    @contextmanager
+    def watch_any(self) -> Iterator[Watch]:
+        """Be rung for a reply of any offset, for the duration of the block (the feed)."""
+        watch = Watch()
+        self._any.add(watch)
+        try:
+            yield watch
+        finally:
+            self._any.discard(watch)
+
     @property
     def followers(self) -> int:
-        """How many followers are waiting, over all offsets."""
-        return sum(len(w) for w in self._watches.values())
+        """How many followers are waiting, over all offsets and on the feed."""
+        return sum(len(w) for w in self._watches.values()) + len(self._any)
