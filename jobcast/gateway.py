@@ -28,6 +28,7 @@ from ledger.notifications import ReplyListener
 from ledger.postgres import PostgresLedger
 from messaging.dead_letters import dead_letters_via
 from messaging.publishing import ConfirmedChannel
+from messaging.queue_figures import QueueCounter
 from observability import probes
 from observability.hooks import Hooks
 from observability.metrics import Metrics
@@ -36,7 +37,9 @@ from producer import http as producer_http
 from producer.intake import Intake
 from producer.scheduler import Scheduler
 from query import http as query_http
+from query import listing_http
 from query import sse as query_sse
+from query.listing import Listing
 from query.progress_responder import query_router
 from query.recorder import ReplyRecorder
 from query.results import Results
@@ -56,6 +59,8 @@ class Gateway:
         self.ledger = ledger = open_ledger(settings.database_url)
         self.results = results = Results(ledger, ReplyHub())
         self.listener = reply_listener(ledger, results)
+        self.queues = QueueCounter()
+        self.listing = Listing(ledger, results.hub, self.queues.figures)
         self.broker = broker = create_broker(
             settings, [query_router(results, around=hooks.consuming(PROGRESS_QUEUE))]
         )
@@ -113,7 +118,7 @@ class Gateway:
             stack.push_async_callback(self.recorder.stop, self._grace)
             stack.push_async_callback(self.broker.stop)
             stack.push_async_callback(self._stop_consuming)
-            attach: list[Attach] = [self.jobs.start, self.intake.start]
+            attach: list[Attach] = [self.jobs.start, self.intake.start, self.queues.start]
             if self.worker is not None:
                 attach += self.worker.attach
             await start_broker(self.broker, self.settings, attach)
@@ -147,6 +152,8 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         ],
     )
     app.include_router(producer_http.router(gateway.scheduler))
+    # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
+    app.include_router(listing_http.router(gateway.listing))
     app.include_router(query_http.router(gateway.results))
     app.include_router(query_sse.router(gateway.results))
     app.include_router(asyncapi.router)
