@@ -14,6 +14,7 @@ from contracts import (
     JobState,
     LedgerUnavailableError,
     Reply,
+    ReplyKind,
     UnknownOffsetError,
 )
 from contracts.errors import LedgerRejectedError
@@ -21,6 +22,8 @@ from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
+from ledger.progress import POSTGRES_SCHEMA as PROGRESS_SCHEMA
+from ledger.progress import postgres_row, postgres_store, progress_reply, report
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -165,6 +168,7 @@ class PostgresLedger:
             ):
                 await conn.execute(MIGRATION)
             await conn.execute(SCHEMA)
+            await conn.execute(PROGRESS_SCHEMA)
             await conn.execute(LISTING_SCHEMA)
             await _feed(conn, None)  # replies stored before the feed existed get their cursors
 
@@ -265,7 +269,14 @@ class PostgresLedger:
                 f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')} ORDER BY seq",
                 offset,
             )
-        return job_from_row(offset, row, rows)
+            kept = await postgres_row(conn, offset)
+        record = job_from_row(offset, row, rows)
+        record.progress = report(progress_reply(offset, kept))
+        return record
+
+    async def progress(self, offset: int) -> Reply | None:
+        async with self._connection() as conn:
+            return progress_reply(offset, await postgres_row(conn, offset))
 
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         sql, params = list_query(_dollar, TABLES, found, before, limit, _aware)
@@ -363,6 +374,8 @@ async def _feed(conn: Any, offsets: set[int] | None) -> None:
 
 
 async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
+    if reply.kind is ReplyKind.PROGRESS:
+        return await postgres_store(conn, reply)  # the job's latest progress, not a step
     row = await conn.fetchrow(
         f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE", reply.offset
     )

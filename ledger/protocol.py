@@ -46,6 +46,9 @@ class Ledger(Protocol):
         """The whole job (replies as in `replies`, the state they make); UnknownOffsetError
         if the offset was never handed out."""
 
+    async def progress(self, offset: int) -> Reply | None:
+        """The job's latest `progress` reply kept (ledger/progress.py); None if none."""
+
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         """Up to `limit` jobs matching `found` with an offset below `before` (None: any),
         newest first."""

@@ -29,11 +29,13 @@ class StoreOutcome(StrEnum):
     """A final reply with a seq below one already stored."""
     TOO_FAR_AHEAD = "too_far_ahead"
     """Further ahead of the job's first missing seq than a worker ever publishes."""
+    STALE = "stale"
+    """A progress reply that is old news (ledger/progress.py): dropped, nothing stored."""
 
     @property
     def refused(self) -> bool:
         """True when the reply cannot be true of its job: it is dead-lettered, never stored."""
-        return self not in (StoreOutcome.STORED, StoreOutcome.DUPLICATE)
+        return self not in (StoreOutcome.STORED, StoreOutcome.DUPLICATE, StoreOutcome.STALE)
 
     def reason(self, reply: Reply) -> str:
         """Why `reply` was refused, for the dead letter's x-jobcast-reason."""

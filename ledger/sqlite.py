@@ -16,6 +16,7 @@ from contracts import (
     JobState,
     LedgerUnavailableError,
     Reply,
+    ReplyKind,
     UnknownOffsetError,
 )
 from contracts.errors import LedgerRejectedError
@@ -29,6 +30,8 @@ from ledger.listing import (
     row_from_db,
     utc_text,
 )
+from ledger.progress import SQLITE_SCHEMA as PROGRESS_SCHEMA
+from ledger.progress import progress_reply, report, sqlite_row, sqlite_store
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -214,9 +217,14 @@ class SqliteLedger:
                 f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')} ORDER BY seq",
                 (offset, offset),
             ).fetchall()
-            return job_from_row(offset, row, rows)
+            record = job_from_row(offset, row, rows)
+            record.progress = report(progress_reply(offset, sqlite_row(conn, offset)))
+            return record
 
         return await self._read(op)
+
+    async def progress(self, offset: int) -> Reply | None:
+        return await self._read(lambda conn: progress_reply(offset, sqlite_row(conn, offset)))
 
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         sql, params = list_query(_qmark, TABLES, found, before, limit, utc_text)
@@ -384,6 +392,7 @@ def _feed(conn: sqlite3.Connection, offsets: set[int] | None) -> None:
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    conn.executescript(PROGRESS_SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "next_seq" not in columns:
         conn.executescript(MIGRATION)
@@ -394,6 +403,8 @@ def _create_schema(conn: sqlite3.Connection) -> None:
 
 
 def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
+    if reply.kind is ReplyKind.PROGRESS:
+        return sqlite_store(conn, reply)  # the job's latest progress, not a step
     row = conn.execute(
         f"SELECT {BOOKKEEPING_COLUMNS} FROM jobs WHERE id = ?", (reply.offset,)
     ).fetchone()

@@ -12,6 +12,8 @@ than storing the reply did (py-spy, bench/). The rules stay those of every jobca
 - a message that cannot be stored (too large, unsigned, not a Reply, refused by those rules or
   by the database) is moved to jobcast.dead with the reason, alone: never the batch, the task
   or the queue;
+- a `progress` reply is no step: the ledger keeps only each job's latest (ledger/progress.py)
+  and drops old news quietly (acked, not dead-lettered: several gateways record out of order);
 - while the ledger is down replies wait, unacked, and are retried in place; a recorder that
   has not settled a batch for `stall_seconds` says so (`stalled`), and /ready turns red.
 """
@@ -146,7 +148,7 @@ class ReplyRecorder(Consumer):
                     outcome = stored_or_why
                     if outcome.refused:
                         refused = _by_the_rules(outcome, item)
-                    else:
+                    elif outcome is not StoreOutcome.STALE:  # old progress news: nothing new
                         # NOTE: a duplicate rings too: it may be the redelivery of a reply
                         # whose commit went through while its ack (and ring) did not.
                         stored.append(item.offset)
