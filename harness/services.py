@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from harness import browser
 from harness.broker import DEFAULT_URL as TEST_AMQP_URL
 from harness.broker import reachable
 
@@ -221,6 +222,9 @@ def main(argv: list[str]) -> int:
         print("usage: python3 -m harness.services run|test [-- command ...]", file=sys.stderr)
         return 2
     env = dict(os.environ)
+    # NOTE: the browser tests (tests/e2e/test_dashboard.py) drive Debian's chromium.
+    if mode == "test" and not browser.ensure(lambda line: print(line, file=sys.stderr), _run):
+        return 1
     for need in needs(mode, env):
         steps = plan(need, mode, MACHINE)
         if not carry_out(steps, _run, reachable, lambda line: print(line, file=sys.stderr)):

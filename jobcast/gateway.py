@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
-from jobcast import asyncapi
+from jobcast import asyncapi, dashboard
 from jobcast.bootstrap import (
     Attach,
     JobPublisher,
@@ -157,6 +157,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.include_router(query_http.router(gateway.results))
     app.include_router(query_sse.router(gateway.results))
     app.include_router(asyncapi.router)
+    app.include_router(dashboard.router(dashboard.pipeline_names(settings)))
     app.include_router(
         probes.router(
             gateway.broker,

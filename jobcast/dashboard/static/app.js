@@ -1,0 +1,73 @@
+// The page's entry point: which view the address shows (#/ the jobs, #/schedule the form,
+// #/jobs/42 one job, a link that can be shared), and the parts that fill it.
+
+import { Fleet } from "./fleet.js";
+import { JobView } from "./job.js";
+import { JobList } from "./jobs.js";
+import { ScheduleForm } from "./schedule.js";
+
+const $ = (id) => document.getElementById(id);
+
+const live = $("live");
+// true: a feed is open; false: it is reconnecting; null: nothing to follow (a job that ended).
+function onLive(connected) {
+  live.textContent = connected === null ? "" : connected ? "● live" : "○ reconnecting…";
+  live.dataset.live = String(connected);
+}
+
+const list = new JobList({ rows: $("job-rows"), empty: $("jobs-empty"), more: $("more"), onLive });
+const job = new JobView({
+  title: $("job-title"),
+  outcome: $("job-outcome"),
+  request: $("job-request"),
+  timeline: $("timeline"),
+  onLive,
+});
+const fleet = new Fleet({ figures: $("figures"), chart: $("chart"), caption: $("chart-caption") });
+const schedule = new ScheduleForm({ form: $("schedule-form"), error: $("schedule-error"), fnNames: $("fn-names") });
+const filters = $("filters");
+
+function currentFilters() {
+  const fields = filters.elements;
+  return { state: fields.state.value, fn: fields.fn.value.trim(), tag: fields.tag.value.trim() };
+}
+
+let filterTimer = null;
+filters.addEventListener("input", () => {
+  // NOTE: typing in a filter reads the list once the typing pauses, not at every key.
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => list.start(currentFilters()), 200);
+});
+filters.addEventListener("submit", (event) => {
+  event.preventDefault();
+  list.start(currentFilters());
+});
+
+function show(...ids) {
+  for (const section of ["fleet", "schedule", "jobs", "job"]) $(section).hidden = !ids.includes(section);
+}
+
+function route() {
+  const match = /^#\/jobs\/(\d+)$/.exec(window.location.hash);
+  if (match) {
+    list.stop();
+    show("job");
+    document.title = `jobcast · job #${match[1]}`;
+    job.open(match[1]);
+    $("job-title").focus({ preventScroll: true });
+    return;
+  }
+  job.close();
+  show("fleet", "schedule", "jobs");
+  document.title = "jobcast";
+  list.start(currentFilters());
+  if (window.location.hash === "#/schedule") $("schedule-form").elements.deployment.focus();
+}
+
+$("job-title").tabIndex = -1;
+window.addEventListener("hashchange", route);
+fleet.start();
+schedule.loadPipelines().catch((error) => {
+  $("schedule-error").textContent = `Pipelines unavailable: ${error.message}`;
+});
+route();

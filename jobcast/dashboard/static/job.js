@@ -1,0 +1,130 @@
+// One job: its request, then its steps as a timeline that grows live (GET /jobs/{offset},
+// then /messages/{offset}/stream after the last step shown), ending in a clear mark.
+
+import { ApiError, api, REPLY_KINDS } from "./api.js";
+import { clear, el } from "./dom.js";
+import { between, firstLine, isLong, seconds, stateLabel, valueText } from "./format.js";
+
+export class JobView {
+  constructor({ title, outcome, request, timeline, onLive }) {
+    this.title = title;
+    this.outcome = outcome;
+    this.request = request;
+    this.timeline = timeline;
+    this.onLive = onLive;
+    this.stream = null;
+    this.generation = 0;
+  }
+
+  async open(offset) {
+    this.close();
+    const generation = this.generation;
+    this.offset = offset;
+    this.lastSeq = -1;
+    this.previousAt = null;
+    clear(this.timeline);
+    clear(this.request);
+    this.title.textContent = `Job #${offset}`;
+    this.showOutcome("queued", "waiting for its first step");
+    let record;
+    try {
+      record = await api.job(offset);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      const missing = error instanceof ApiError && error.status === 404;
+      this.showOutcome("unknown", missing ? `job #${offset} does not exist` : error.message);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.createdAt = record.created_at;
+    this.previousAt = record.created_at;
+    this.showRequest(record);
+    this.showOutcome(record.state, record.state === "running" ? "steps stream in as they run" : "");
+    for (const reply of record.replies) this.add(reply);
+    if (!record.replies.some(isFinal)) this.follow(offset);
+  }
+
+  close() {
+    this.generation += 1;
+    if (this.stream) this.stream.close();
+    this.stream = null;
+  }
+
+  follow(offset) {
+    // NOTE: `after` starts where the record ended; on a reconnect the browser sends
+    // Last-Event-ID (the last seq it got), which the gateway resumes after.
+    const stream = new EventSource(`/messages/${offset}/stream?after=${this.lastSeq}`);
+    stream.addEventListener("open", () => this.onLive(true));
+    stream.addEventListener("error", (event) => {
+      // NOTE: the `error` event of a failed job's last reply is a MessageEvent: not a drop.
+      if (!(event instanceof MessageEvent)) this.onLive(stream.readyState !== EventSource.CLOSED);
+    });
+    for (const kind of REPLY_KINDS) {
+      stream.addEventListener(kind, (event) => this.add(JSON.parse(event.data)));
+    }
+    this.stream = stream;
+  }
+
+  showRequest(record) {
+    const request = record.request ?? {};
+    const rows = [
+      ["Pipeline", request.fn],
+      ["Deployment", request.deployment],
+      ["Framework", request.framework],
+      ["Tags", (request.tags ?? []).join(", ") || "—"],
+      ["Scheduled", new Date(record.created_at).toLocaleString()],
+    ];
+    this.request.replaceChildren(...rows.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, String(value ?? "—"))]));
+  }
+
+  showOutcome(state, words) {
+    this.outcome.className = `outcome state-${state}`;
+    this.outcome.dataset.state = state;
+    this.outcome.replaceChildren(el("strong", {}, stateLabel(state)), words ? ` — ${words}` : "");
+  }
+
+  // One reply, once, in seq order: a step of the timeline, or the job's end.
+  add(reply) {
+    if (reply.seq <= this.lastSeq) return; // already shown (a resumed stream repeats none)
+    this.lastSeq = reply.seq;
+    const took = this.previousAt ? between(this.previousAt, reply.produced_at) : null;
+    this.previousAt = reply.produced_at;
+    const text = valueText(reply.value);
+    const final = isFinal(reply);
+    const heading = final ? stateLabel(stateOf(reply)) : `Step ${reply.seq + 1}`;
+    const timing = reply.seq === 0 ? `${seconds(took)} after scheduling` : `took ${seconds(took)}`;
+    const item = el(
+      "li",
+      { class: `step kind-${reply.kind}`, "data-seq": reply.seq, "data-kind": reply.kind },
+      el("div", { class: "step-head" }, el("span", { class: "step-name" }, heading), el("span", { class: "step-time" }, timing)),
+      valueBlock(text),
+    );
+    this.timeline.append(item);
+    if (final) this.finish(reply, text);
+  }
+
+  finish(reply, text) {
+    this.close();
+    this.onLive(null);
+    const total = between(this.createdAt, reply.produced_at);
+    const state = stateOf(reply);
+    const steps = `${reply.seq} step${reply.seq === 1 ? "" : "s"}`;
+    if (state === "failed") this.showOutcome(state, `${firstLine(text, 200)} (after ${steps}, ${seconds(total)})`);
+    else this.showOutcome(state, `${steps} in ${seconds(total)}`);
+  }
+}
+
+function isFinal(reply) {
+  return reply.kind === "done" || reply.kind === "error" || reply.kind === "cancelled";
+}
+
+function stateOf(reply) {
+  return { done: "done", error: "failed", cancelled: "cancelled" }[reply.kind] ?? "running";
+}
+
+// A value readably: short ones in full, long ones folded (the first line shows).
+function valueBlock(text) {
+  const pre = el("pre", { class: "value" }, text);
+  if (!isLong(text)) return pre;
+  return el("details", { class: "long" }, el("summary", {}, `${firstLine(text)} (${text.length} characters)`), pre);
+}

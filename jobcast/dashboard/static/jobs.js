@@ -1,0 +1,178 @@
+// The jobs list: newest first, filtered by state, fn and tag, kept live by one feed of every
+// reply (GET /jobs/stream); each row shows its steps so far and how long the job took.
+
+import { api, query, REPLY_KINDS } from "./api.js";
+import { clear, el } from "./dom.js";
+import { between, clock, FINAL_STATES, seconds, STATE_AFTER, stateLabel } from "./format.js";
+
+const RELOAD_DELAY_MS = 250;
+const LATEST_KEPT = 2000;
+
+export class JobList {
+  constructor({ rows, empty, more, onLive }) {
+    this.rows = rows;
+    this.empty = empty;
+    this.more = more;
+    this.onLive = onLive;
+    this.byOffset = new Map();
+    this.filters = {};
+    this.next = null;
+    this.feed = null;
+    this.reloading = null;
+    this.again = false;
+    this.latest = new Map();
+    this.generation = 0;
+    this.more.addEventListener("click", () => this.loadMore());
+  }
+
+  // Show the jobs matching `filters` and follow them live.
+  start(filters) {
+    this.stop();
+    this.filters = filters;
+    this.latest.clear();
+    // NOTE: the feed opens before the list is read, so no reply recorded in between is
+    // missed; one that was already counted in the list changes nothing when applied again.
+    this.openFeed();
+    this.reload();
+  }
+
+  stop() {
+    this.generation += 1;
+    if (this.feed) this.feed.close();
+    this.feed = null;
+    clearTimeout(this.reloading);
+    this.reloading = null;
+    this.again = false;
+  }
+
+  openFeed() {
+    const { fn, tag } = this.filters;
+    // NOTE: not filtered by state on the server: a job leaves a state with its next reply,
+    // which this list must see to move or drop the row.
+    const feed = new EventSource(`/jobs/stream${query({ fn, tag })}`);
+    feed.addEventListener("open", () => this.onLive(true));
+    // NOTE: a failed job's reply is an event named `error` too (a MessageEvent, with data):
+    // only a plain Event is the connection's.
+    feed.addEventListener("error", (event) => {
+      if (!(event instanceof MessageEvent)) this.onLive(false);
+    });
+    for (const kind of REPLY_KINDS) {
+      feed.addEventListener(kind, (event) => this.apply(JSON.parse(event.data)));
+    }
+    this.feed = feed;
+  }
+
+  async reload() {
+    const generation = this.generation;
+    const page = await api.jobs(this.filters);
+    if (generation !== this.generation) return; // the filters changed meanwhile
+    this.byOffset.clear();
+    clear(this.rows);
+    this.append(page);
+  }
+
+  async loadMore() {
+    if (!this.next) return;
+    const generation = this.generation;
+    const page = await api.jobs(this.filters, this.next);
+    if (generation === this.generation) this.append(page);
+  }
+
+  append(page) {
+    for (const job of page.jobs) {
+      if (this.byOffset.has(job.offset)) continue;
+      const row = { job, tr: el("tr") };
+      this.byOffset.set(job.offset, row);
+      const latest = this.latest.get(job.offset);
+      if (latest) this.update(row, latest);
+      this.render(row);
+      if (this.byOffset.has(job.offset)) this.rows.append(row.tr);
+    }
+    this.next = page.next;
+    this.more.hidden = !page.next;
+    this.empty.hidden = this.byOffset.size > 0;
+  }
+
+  // One reply from the feed: update its job's row, or read the list again for a new job.
+  apply(reply) {
+    const state = STATE_AFTER[reply.kind];
+    if (!state) return;
+    this.remember(reply);
+    const row = this.byOffset.get(reply.offset);
+    if (!row) {
+      if (!this.filters.state || this.filters.state === state) this.reloadSoon();
+      return;
+    }
+    this.update(row, reply);
+  }
+
+  // NOTE: a page read while replies arrive can be older than they are: each row it brings is
+  // brought up to the latest reply the feed gave for its job (applying one twice is harmless).
+  remember(reply) {
+    this.latest.delete(reply.offset);
+    this.latest.set(reply.offset, reply);
+    if (this.latest.size > LATEST_KEPT) this.latest.delete(this.latest.keys().next().value);
+  }
+
+  update(row, reply) {
+    const job = row.job;
+    // NOTE: once a job's end is known nothing newer can come: a reply is older news.
+    if (!FINAL_STATES.has(job.state) && reply.seq + 1 >= (job.steps ?? 0)) {
+      // NOTE: `steps` counts the steps recorded, not the final reply (whose seq follows them).
+      job.steps = Math.max(job.steps ?? 0, reply.kind === "result" ? reply.seq + 1 : reply.seq);
+      job.state = STATE_AFTER[reply.kind];
+      job.updated_at = reply.produced_at;
+      if (reply.kind === "error") job.error = reply.value;
+      if (FINAL_STATES.has(job.state)) job.duration_seconds = between(job.created_at, reply.produced_at);
+    }
+    if (this.filters.state && job.state !== this.filters.state) {
+      row.tr.remove();
+      this.byOffset.delete(reply.offset);
+      this.empty.hidden = this.byOffset.size > 0;
+      return;
+    }
+    this.render(row);
+  }
+
+  reloadSoon() {
+    // NOTE: at most one read at a time, RELOAD_DELAY_MS after the first new job: a burst of
+    // new jobs is read in one request, and a steady stream of them still shows every so often.
+    if (this.reloading) {
+      this.again = true;
+      return;
+    }
+    this.reloading = setTimeout(async () => {
+      await this.reload().catch(() => {});
+      this.reloading = null;
+      if (this.again) {
+        this.again = false;
+        this.reloadSoon();
+      }
+    }, RELOAD_DELAY_MS);
+  }
+
+  render({ job, tr }) {
+    const took = FINAL_STATES.has(job.state)
+      ? job.duration_seconds
+      : between(job.created_at, job.updated_at ?? job.created_at);
+    const stateCell = el("td", {}, el("span", { class: `state state-${job.state}` }, stateLabel(job.state)));
+    if (job.state === "failed" && job.error !== null && job.error !== undefined) {
+      stateCell.append(el("span", { class: "reason" }, errorText(job.error)));
+    }
+    tr.dataset.offset = String(job.offset);
+    tr.dataset.state = job.state;
+    tr.replaceChildren(
+      el("th", { scope: "row" }, el("a", { href: `#/jobs/${job.offset}` }, `#${job.offset}`)),
+      el("td", { class: "fn" }, job.fn),
+      stateCell,
+      el("td", { class: "steps" }, String(job.steps ?? 0)),
+      el("td", { class: "took" }, FINAL_STATES.has(job.state) ? seconds(took) : `${seconds(took)} so far`),
+      el("td", { class: "created" }, clock(job.created_at)),
+      el("td", { class: "tags" }, ...(job.tags ?? []).map((tag) => el("span", { class: "tag" }, tag))),
+    );
+  }
+}
+
+function errorText(error) {
+  return typeof error === "string" ? error : JSON.stringify(error);
+}
