@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from consumer.pipelines import Pipeline, Registry
-from consumer.runner import Outcome, RunResult
+from consumer.runner import Outcome, RunResult, cancelled_reply
 from contracts import Job, Progress, Reply, ReplyKind, UnknownPipelineError
 from contracts.errors import DeadLetterReason, describe
 from contracts.headers import HEADER_SIGNATURE
@@ -50,6 +50,13 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    """The job was cancelled: publish `reply` (its `cancelled` final), run nothing, then ack."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True)
 class HandBack:
     """Give the job to the next worker as a new message (this one is stopping): the ledger
     should hold its replies up to `next_seq` first, so the next worker resumes after them."""
@@ -67,6 +74,11 @@ class Delivered:
     cap (consumer.deliveries.crashes)."""
     may_have_run: bool
     """Redelivered, or handed back: a worker may have run some of its steps."""
+    cancel_heard: bool = False
+    """A control message said the job was cancelled."""
+    may_have_missed_cancel: bool = False
+    """The job is older than this worker's hearing of control messages: a cancel of it may
+    have been sent unheard (consumer/cancels.py, Cancels.may_have_missed)."""
 
 
 def read_job(body: bytes, signature: object, signer: Signer) -> Job | GiveUp:
@@ -86,22 +98,35 @@ def read_job(body: bytes, signature: object, signer: Signer) -> Job | GiveUp:
 
 def needs_resume_point(delivered: Delivered, registry: Registry) -> bool:
     """Whether to ask the query side where the job got to before deciding: only if some of
-    its steps may have run, and only for a job this worker can run at all."""
-    return delivered.may_have_run and delivered.job.request.fn in registry
+    its steps may have run or a cancel of it may have gone unheard, and only for a job this
+    worker can run at all."""
+    return (
+        delivered.may_have_run or delivered.may_have_missed_cancel
+    ) and delivered.job.request.fn in registry
 
 
 def decide(
     delivered: Delivered, registry: Registry, start: Progress | None, *, max_deliveries: int
-) -> Run | Fail | Ack:
+) -> Run | Fail | Ack | Cancel | HandBack:
     """What to do with a job read whole: `start` is where the query side says it got to (None
     when not asked, or when it could not say: the job starts over)."""
     job = delivered.job
+    if start is not None and start.finished:
+        return Ack()
+    if delivered.cancel_heard or (start is not None and start.cancel_requested):
+        # NOTE: the ledger's answer or the control message: either way no step of it runs
+        # here. Its final reply may be recorded already (the gateway ends a delayed job that
+        # was cancelled while being released): the same cancel again is stored once.
+        if start is None and delivered.may_have_run:
+            # NOTE: its cancelled reply must come after its last recorded step, and nobody
+            # said where that is: the job goes to the back of the queue, to ask again.
+            return HandBack(next_seq=0)
+        seq = start.next_seq if start is not None else 0
+        return Cancel(cancelled_reply(job.offset, seq))
     try:
         pipeline = registry.get(job.request.fn)
     except UnknownPipelineError as exc:
         return _fail(job, 0, DeadLetterReason.UNKNOWN_PIPELINE, str(exc))
-    if start is not None and start.finished:
-        return Ack()
     if delivered.crashes >= max_deliveries:
         # NOTE: a job that took its worker down this often will do it again; fail it with a
         # reason before the broker's delivery limit drops it without one. Only crashes count:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from consumer.decisions import (
     Ack,
+    Cancel,
     Delivered,
     Fail,
     GiveUp,
@@ -69,6 +70,8 @@ class JobConsumer(Consumer):
             job,
             crashes=crashes(msg.headers, worker.max_deliveries),
             may_have_run=msg.redelivered or handed_back(msg.headers),
+            cancel_heard=job.offset in worker.cancels,
+            may_have_missed_cancel=worker.cancels.may_have_missed(job.scheduled_at),
         )
         log = {"offset": job.offset, "fn": job.request.fn, "crashes": delivered.crashes}
         worker.in_flight += 1
@@ -83,22 +86,33 @@ class JobConsumer(Consumer):
                 logger.info("job already finished, acking offset=%(offset)s", log)
                 await msg.ack()
                 return
+            if isinstance(decision, Cancel):
+                await _publish_error(worker, decision.reply)
+                await msg.ack()
+                logger.info("job cancelled before it ran here offset=%(offset)s", log)
+                return
+            if isinstance(decision, HandBack):
+                await self._hand_back(msg, job, delivered.crashes, decision.next_seq)
+                logger.info("cancelled job, resume point unknown: back offset=%(offset)s", log)
+                return
             if isinstance(decision, Fail):
                 await _publish_error(worker, decision.reply)
                 await self.move_to_dead(msg, decision.reason, decision.detail)
                 if decision.reason is DeadLetterReason.CRASH_LOOP:
                     logger.warning("crash loop, job failed offset=%(offset)s", log)
                 return
-            result = await run_job(
-                job,
-                decision.pipeline,
-                worker.replies.publish_reply,
-                start=decision.start,
-                retry=worker.retry,
-                stopping=worker.stopping,
-                observe=worker.observe,
-                confirm_timeout=worker.publish_timeout,
-            )
+            with worker.cancels.running(job.offset) as cancelled:
+                result = await run_job(
+                    job,
+                    decision.pipeline,
+                    worker.replies.publish_reply,
+                    start=decision.start,
+                    retry=worker.retry,
+                    stopping=worker.stopping,
+                    observe=worker.observe,
+                    confirm_timeout=worker.publish_timeout,
+                    cancelled=cancelled,
+                )
         except BrokerUnavailableError:
             logger.warning("broker lost mid-job; it will be redelivered offset=%(offset)s", log)
             await quietly_nack(msg)
@@ -179,7 +193,8 @@ async def _resume_point(connection: Connection | None, worker: Worker, job: Job)
 
 
 async def _publish_error(worker: Worker, reply: Reply) -> None:
-    """Publish a job's error reply outside a run, waiting up to the worker's publish timeout."""
+    """Publish a job's error (or cancelled) reply outside a run, waiting up to the worker's
+    publish timeout."""
     try:
         async with asyncio.timeout(worker.publish_timeout):
             await worker.replies.publish_reply(reply)

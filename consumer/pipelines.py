@@ -13,6 +13,7 @@ A pipeline is declared in user code with one object and one decorator per step::
 Workers load every Pipeline found in the modules named by `JOBCAST_PIPELINES`.
 """
 
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ class StepContext:
     attempt: int = 1
     reporter: ProgressReporter | None = field(default=None, repr=False, compare=False)
     """Where `progress` sends its ticks (run_job gives one; None: they go nowhere)."""
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    """Set when the job is cancelled while this step runs. The step is not interrupted: one
+    that looks may stop early, returning what it has (recorded as its result) or raising
+    (nothing recorded for it); either way no further step runs and the job ends `cancelled`."""
 
     async def progress(
         self, current: float, total: float | None = None, message: str | None = None

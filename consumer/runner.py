@@ -38,6 +38,8 @@ class Outcome(StrEnum):
     FAILED = "failed"
     HANDED_BACK = "handed_back"
     """The worker is stopping: the job goes back to the queue and resumes elsewhere."""
+    CANCELLED = "cancelled"
+    """The job was cancelled: it ended with a `cancelled` reply before its next step."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,12 @@ async def run_job(
     observe: StepObserver | None = None,
     confirm_timeout: float | None = None,
     progress_seconds: float = PROGRESS_SECONDS,
+    cancelled: asyncio.Event | None = None,
 ) -> RunResult:
     """Run the pipeline from `start` (a resume point) on, publishing each result as it exists.
+
+    Once `cancelled` is set no further step starts: the job ends with a `cancelled` reply
+    (the running step sees the event as `ctx.cancelled`, and is not interrupted).
 
     A reply is published the moment its step ends and the next step starts at once; the run
     returns only when every reply is confirmed (raising the first publish failure, or
@@ -76,7 +82,17 @@ async def run_job(
     confirms = _Confirms(publish, confirm_timeout)
     reporter = ProgressReporter(job.offset, publish, progress_seconds)
     try:
-        return await _run_steps(job, pipeline, start, confirms, reporter, retry, stopping, observe)
+        return await _run_steps(
+            job,
+            pipeline,
+            start,
+            confirms,
+            reporter,
+            retry,
+            stopping,
+            observe,
+            cancelled or asyncio.Event(),
+        )
     finally:
         reporter.close()
 
@@ -90,18 +106,25 @@ async def _run_steps(
     retry: RetryPolicy,
     stopping: asyncio.Event | None,
     observe: StepObserver | None,
+    cancelled: asyncio.Event,
 ) -> RunResult:
     previous: JsonValue = start.previous
     steps_run = 0
     for seq in range(start.next_seq, len(pipeline.steps)):
+        if cancelled.is_set():
+            return await _end_cancelled(job, seq, confirms, steps_run)
         if stopping is not None and stopping.is_set():
             await confirms.wait()
             return RunResult(Outcome.HANDED_BACK, steps_run=steps_run)
-        ctx = StepContext(job.offset, seq, job.request, previous, reporter=reporter)
+        ctx = StepContext(
+            job.offset, seq, job.request, previous, reporter=reporter, cancelled=cancelled
+        )
         try:
             previous = await _run_step(pipeline, ctx, retry, observe)
         except Exception as exc:  # a step's own failure, after its retries: the job fails
             reporter.settle(seq)
+            if cancelled.is_set():  # a step that stopped early by raising: nothing to record
+                return await _end_cancelled(job, seq, confirms, steps_run + 1)
             reason = f"step {seq} of {pipeline.name!r} failed: {type(exc).__name__}: {exc}"
             await confirms.send(
                 Reply(offset=job.offset, seq=seq, kind=ReplyKind.ERROR, value=reason)
@@ -121,11 +144,25 @@ async def _run_steps(
             return RunResult(Outcome.FAILED, reason=reason, steps_run=steps_run)
         await confirms.send(result)
     done_seq = len(pipeline.steps)
+    if cancelled.is_set():
+        return await _end_cancelled(job, done_seq, confirms, steps_run)
     await confirms.send(
         Reply(offset=job.offset, seq=done_seq, kind=ReplyKind.DONE, value=pipeline.done_value)
     )
     await confirms.wait()
     return RunResult(Outcome.DONE, steps_run=steps_run)
+
+
+async def _end_cancelled(job: Job, seq: int, confirms: "_Confirms", steps_run: int) -> RunResult:
+    """End a cancelled job with its `cancelled` reply at `seq`, once every reply is confirmed."""
+    await confirms.send(cancelled_reply(job.offset, seq))
+    await confirms.wait()
+    return RunResult(Outcome.CANCELLED, steps_run=steps_run)
+
+
+def cancelled_reply(offset: int, seq: int) -> Reply:
+    """The final reply of a job cancelled before step `seq` (or its done)."""
+    return Reply(offset=offset, seq=seq, kind=ReplyKind.CANCELLED, value="cancelled")
 
 
 class UnpublishableResultError(Exception):
@@ -212,7 +249,7 @@ async def _run_step(
         except PermanentStepError:
             raise
         except Exception:
-            if number == retry.attempts:
+            if number == retry.attempts or ctx.cancelled.is_set():
                 raise
         await asyncio.sleep(backoff_seconds(retry, number))
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from consumer.cancels import Cancels
 from consumer.pipelines import Registry
 from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy, StepObserver
@@ -36,6 +37,8 @@ class Worker:
     published: Callable[[Reply], None] | None = None
     """Told every reply RabbitMQ confirmed (metrics hook)."""
     in_flight: int = 0
+    cancels: Cancels = field(default_factory=Cancels)
+    """The cancels this worker heard on jobcast.control (consumer/control.py feeds it)."""
 
     def __post_init__(self) -> None:
         self.replies = ReplyPublisher(

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from contracts.control import CancelAccepted, CancelJob, CancelRejected, CancelRequest
 from contracts.messages import (
     Job,
     JobAccepted,
@@ -21,6 +22,8 @@ from contracts.messages import (
     ScheduleRejected,
 )
 from contracts.topology import (
+    CANCEL_QUEUE,
+    CONTROL_EXCHANGE,
     DEAD_LETTER_BODY_LIMIT,
     DEAD_LETTER_EXCHANGE,
     JOBS_QUEUE,
@@ -51,7 +54,7 @@ DEAD_LETTER = Opaque(
     "RabbitMQ's x-death, when the broker dead-lettered it).",
 )
 
-SIGNED = (Job, Reply)
+SIGNED = (Job, Reply, CancelJob)
 """Messages only a gateway or worker may produce: a body without its signature is refused."""
 
 
@@ -115,6 +118,27 @@ OPERATIONS = (
         (ProgressQuery,),
         "Gateways answer from the ledger.",
         answers=(Progress, ProgressRejected),
+    ),
+    Operation(
+        "receive",
+        CANCEL_QUEUE,
+        (CancelRequest,),
+        "Gateways cancel the job, as POST /jobs/{offset}/cancel does: recorded in the ledger, "
+        "then announced on jobcast.control.",
+        answers=(CancelAccepted, CancelRejected),
+    ),
+    Operation(
+        "send",
+        CONTROL_EXCHANGE,
+        (CancelJob,),
+        "Gateways announce each accepted cancel, signed, with publisher confirms.",
+    ),
+    Operation(
+        "receive",
+        CONTROL_EXCHANGE,
+        (CancelJob,),
+        "Every worker, on a queue of its own: the job's running step sees ctx.cancelled, and "
+        "no further step of it runs.",
     ),
     Operation(
         "send",

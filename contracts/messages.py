@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from contracts.text import PRINTABLE
 
@@ -36,6 +36,11 @@ TRACE_TEXT_LENGTH = 512
 # NOTE: printable as well as bounded: a NUL fails PostgreSQL and a lone surrogate UTF-8 (500s
 # over HTTP, unanswered AMQP submissions); refused here, the sender hears why (contracts/text.py).
 Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH, pattern=r"\S"), PRINTABLE]
+
+MAX_DELAY_SECONDS = 30 * 24 * 3600
+"""The furthest ahead a delayed job may start (run_at, delay_seconds): 30 days."""
+CLOCK_SKEW_SECONDS = 60
+"""How far in the past a run_at may be (a caller's clock a little behind): it starts at once."""
 
 MAX_TAGS = 8
 TAG_LENGTH = 64
@@ -73,6 +78,30 @@ class JobRequest(BaseModel):
         exclude_if=lambda tags: not tags,
         description="Labels to find the job by (at most 8, each 1-64 of A-Z a-z 0-9 _ . : / -).",
     )
+    # NOTE: left out of the JSON when unset, like tags: an undelayed request is the same
+    # message as before delays existed. How far ahead and behind they may point is checked
+    # when the job is scheduled (contracts/control.py, due_at), not here: a worker reads the
+    # request of a job released long after its run_at.
+    run_at: AwareDatetime | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Start the job at this time (with a timezone), not at once; at most "
+        f"{MAX_DELAY_SECONDS} seconds ahead, at most {CLOCK_SKEW_SECONDS} seconds behind.",
+    )
+    delay_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        allow_inf_nan=False,
+        exclude_if=lambda value: value is None,
+        description="Start the job this many seconds from now, not at once.",
+    )
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Self:
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise ValueError("give run_at or delay_seconds, not both")
+        return self
 
 
 class JobAccepted(BaseModel):
@@ -112,6 +141,8 @@ class ReplyKind(StrEnum):
     RESULT = "result"
     DONE = "done"
     ERROR = "error"
+    CANCELLED = "cancelled"
+    """The last reply of a job cancelled on request (POST /jobs/{offset}/cancel)."""
     PROGRESS = "progress"
     """How far the running step got (`StepProgress`): not a step and not final, never among
     the job's results; its seq is the seq of the step it reports on."""
@@ -167,25 +198,27 @@ class Reply(BaseModel):
             StepProgress.model_validate(self.value)
         return self
 
-
     @property
     def is_final(self) -> bool:
-        """True for the reply that ends the job (`done` or `error`)."""
+        """True for the reply that ends the job (`done`, `error` or `cancelled`)."""
         return self.kind not in (ReplyKind.RESULT, ReplyKind.PROGRESS)
 
 
 class JobState(StrEnum):
     """Where a job is in its life."""
 
+    SCHEDULED = "scheduled"
+    """A delayed job (`run_at`, `delay_seconds`) waiting in the ledger for its time."""
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
         """True once the job has ended: nothing about it changes any more."""
-        return self in (JobState.DONE, JobState.FAILED)
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class ProgressReport(StepProgress):
@@ -228,6 +261,12 @@ class JobRecord(BaseModel):
     progress: ProgressReport | None = Field(
         default=None, description="The latest progress a step reported (None: none yet)."
     )
+    cancel_requested: bool = Field(
+        default=False, description="Cancelling was asked for: the job ends `cancelled`."
+    )
+    due_at: datetime | None = Field(
+        default=None, description="When a `scheduled` (delayed) job is released to the workers."
+    )
 
 
 class ProgressQuery(BaseModel):
@@ -251,4 +290,7 @@ class Progress(BaseModel):
         ge=0, le=MAX_SEQ + 1, description="The seq of the first step not yet recorded."
     )
     previous: JsonValue = Field(default=None, description="The last recorded step's value.")
-    finished: bool = Field(default=False, description="A done or error reply is recorded.")
+    finished: bool = Field(default=False, description="A final reply is recorded.")
+    cancel_requested: bool = Field(
+        default=False, description="The job was cancelled: run no further step, end it."
+    )

@@ -127,6 +127,8 @@ SCHEDULE_QUEUE = Queue(
 
 REPLY_KEY_ALL = "reply.*"
 
+CONTROL_QUEUE_PREFIX = "jobcast.control."
+
 LEDGER_QUEUE = Queue(
     "jobcast.ledger",
     _dead_lettered(),
@@ -141,12 +143,40 @@ PROGRESS_QUEUE = Queue(
     description="Internal RPC: a worker asks how far a redelivered job already got.",
 )
 
-ALL_QUEUES = (JOBS_QUEUE, SCHEDULE_QUEUE, LEDGER_QUEUE, DEAD_QUEUE, PROGRESS_QUEUE)
+CANCEL_QUEUE = Queue(
+    "jobcast.cancel",
+    _dead_lettered(),
+    description="Cancel a job over AMQP, as POST /jobs/{offset}/cancel: a CancelRequest; with "
+    "reply_to and correlation_id the answer comes back.",
+)
 
-ALL_EXCHANGES = (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE)
+CONTROL_EXCHANGE = Exchange(
+    "jobcast.control",
+    ExchangeType.FANOUT,
+    description="Control messages from the gateways to every worker at once (a CancelJob, "
+    "signed): each worker binds an exclusive, auto-delete queue of its own "
+    f"({CONTROL_QUEUE_PREFIX}<worker id>) while it runs. What a worker misses while it is "
+    "away, it learns from the ledger.",
+)
+
+ALL_QUEUES = (
+    JOBS_QUEUE,
+    SCHEDULE_QUEUE,
+    LEDGER_QUEUE,
+    DEAD_QUEUE,
+    PROGRESS_QUEUE,
+    CANCEL_QUEUE,
+)
+
+ALL_EXCHANGES = (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE, CONTROL_EXCHANGE)
 
 BINDINGS = ((DEAD_QUEUE, DEAD_LETTER_EXCHANGE), (LEDGER_QUEUE, REPLIES_EXCHANGE))
 """(queue, exchange) pairs: each queue bound to the exchange with its routing_key."""
+
+def control_queue(worker_id: str) -> Queue:
+    """The queue a worker hears control messages on: its own, gone with its connection."""
+    return Queue(f"{CONTROL_QUEUE_PREFIX}{worker_id}", {"x-queue-type": "classic"}, durable=False)
+
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 """RabbitMQ's pseudo-queue for RPC answers: no queue to declare or delete."""

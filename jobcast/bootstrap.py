@@ -10,6 +10,7 @@ from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
 
 from consumer.builtin import default_fn
+from consumer.control import ControlListener
 from consumer.job_consumer import JobConsumer
 from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
@@ -140,6 +141,7 @@ class WorkerPart:
         self, settings: Settings, signing: Signer, broker: RabbitBroker, hooks: Hooks
     ) -> None:
         self.worker = build_worker(settings, signing, hooks)
+        self.control = ControlListener(self.worker.cancels, signing)
         hooks.metrics.watch_worker(self.worker)
         self.jobs = JobConsumer(
             self.worker,
@@ -151,8 +153,9 @@ class WorkerPart:
 
     @property
     def attach(self) -> list[Attach]:
-        """What start_broker starts on the broker's connection: replies first, then jobs."""
-        return [self.worker.replies.start, self.jobs.start]
+        """What start_broker starts on the broker's connection: replies first, then control
+        messages (so every job taken is checked against them), then jobs."""
+        return [self.worker.replies.start, self.control.start, self.jobs.start]
 
     async def drain(self) -> None:
         """Take no new jobs; running ones finish their step (for the grace period at most),
@@ -161,6 +164,7 @@ class WorkerPart:
         await self.jobs.stop(timeout=self._grace)
 
     async def close(self) -> None:
+        await self.control.close()
         await self.worker.replies.close()
 
 

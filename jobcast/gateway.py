@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from contracts.topology import LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
+from contracts.topology import CANCEL_QUEUE, LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
 from jobcast import asyncapi, dashboard
 from jobcast.bootstrap import (
     Attach,
@@ -23,6 +23,7 @@ from jobcast.bootstrap import (
 from jobcast.http.body_limit import BodySizeLimit
 from jobcast.http.errors import install_error_handlers
 from jobcast.settings import Settings
+from jobcast.steering import ControlAnnouncer
 from ledger import Ledger, open_ledger
 from ledger.notifications import ReplyListener
 from ledger.postgres import PostgresLedger
@@ -34,7 +35,10 @@ from observability.hooks import Hooks
 from observability.metrics import Metrics
 from observability.tracing import setup_tracing
 from producer import http as producer_http
+from producer.cancel_intake import CancelIntake
+from producer.cancelling import Canceller
 from producer.intake import Intake
+from producer.release import Releaser
 from producer.scheduler import Scheduler
 from query import http as query_http
 from query import listing_http
@@ -66,6 +70,16 @@ class Gateway:
         )
         self.jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
         self.scheduler = Scheduler(ledger, hooks.scheduled(self.jobs))
+        self.releaser = Releaser(ledger, hooks.scheduled(self.jobs))
+        self.announcer = ControlAnnouncer(
+            ConfirmedChannel(around=hooks.publishing), signing, settings.publish_timeout_seconds
+        )
+        self.canceller = Canceller(ledger, self.announcer, results.hub.notify)
+        self.cancel_intake = CancelIntake(
+            self.canceller,
+            hooks.dead_letters(CANCEL_QUEUE, dead_letters_via(broker, CANCEL_QUEUE)),
+            around=hooks.consuming(CANCEL_QUEUE),
+        )
         self.intake = Intake(
             self.scheduler,
             hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
@@ -111,6 +125,7 @@ class Gateway:
             if self.worker is not None:
                 stack.push_async_callback(self.worker.close)
             stack.push_async_callback(self.jobs.close)
+            stack.push_async_callback(self.announcer.close)
             # NOTE: a connection of its own, so replies published by an in-process worker
             # while the broker drains it on shutdown are still stored and acked.
             recording = await connect(self.settings)
@@ -118,11 +133,19 @@ class Gateway:
             stack.push_async_callback(self.recorder.stop, self._grace)
             stack.push_async_callback(self.broker.stop)
             stack.push_async_callback(self._stop_consuming)
-            attach: list[Attach] = [self.jobs.start, self.intake.start, self.queues.start]
+            attach: list[Attach] = [
+                self.jobs.start,
+                self.announcer.start,
+                self.cancel_intake.start,
+                self.intake.start,
+                self.queues.start,
+            ]
             if self.worker is not None:
                 attach += self.worker.attach
             await start_broker(self.broker, self.settings, attach)
             await self.recorder.start(recording)
+            releasing = asyncio.create_task(self.releaser.run())
+            stack.callback(releasing.cancel)
             logger.info(
                 "gateway ready on %s:%s (worker in process: %s)",
                 self.settings.host,
@@ -134,7 +157,11 @@ class Gateway:
     async def _stop_consuming(self) -> None:
         # NOTE: side by side, so shutdown takes one grace period, not one per consumer.
         # Under `serve` the worker has usually drained already, while HTTP still answered.
-        await asyncio.gather(self.intake.stop(timeout=self._grace), self.drain())
+        await asyncio.gather(
+            self.intake.stop(timeout=self._grace),
+            self.cancel_intake.stop(timeout=self._grace),
+            self.drain(),
+        )
 
 
 def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
@@ -151,7 +178,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
         ],
     )
-    app.include_router(producer_http.router(gateway.scheduler))
+    app.include_router(producer_http.router(gateway.scheduler, gateway.canceller))
     # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
     app.include_router(listing_http.router(gateway.listing))
     app.include_router(query_http.router(gateway.results))

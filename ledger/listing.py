@@ -76,11 +76,14 @@ def list_query(
     """Jobs matching `found` with an offset below `before`, newest (highest offset) first."""
     query = Query(placeholder)
     _filtered(query, found, tables, "j.id", when)
+    # NOTE: with a tag, the tags table's (tag, job_id) key gives the order: read backwards, it
+    # stops after `limit` rows instead of sorting every job with the tag.
+    order = "j.id" if found.tag is None else "t.job_id"
     if before is not None:
-        query.where.append(f"j.id < {query.param(before)}")
+        query.where.append(f"{order} < {query.param(before)}")
     sql = (
         f"SELECT {ROW_COLUMNS} FROM {tables['jobs']} j {' '.join(query.joins)}"
-        f" WHERE {query.conditions()} ORDER BY j.id DESC LIMIT {query.param(limit)}"
+        f" WHERE {query.conditions()} ORDER BY {order} DESC LIMIT {query.param(limit)}"
     )
     return sql, query.params
 

@@ -27,9 +27,9 @@ def reply_from_row(offset: int, row: Sequence[Any]) -> Reply:
     )
 
 
-JOB_COLUMNS = "request, state, error, created_at, updated_at"
+JOB_COLUMNS = "request, state, error, created_at, updated_at, cancel_requested, due_at"
 REPLY_COLUMNS = "seq, kind, value, produced_at"
-BOOKKEEPING_COLUMNS = "state, next_seq, max_seq, final_seq, final_kind"
+BOOKKEEPING_COLUMNS = "state, next_seq, max_seq, final_seq, final_kind, cancel_requested"
 
 PREFIX_REPLIES = "seq < (SELECT next_seq FROM {jobs} WHERE id = {offset})"
 """The condition that keeps a read to the replies every reader is shown: seq 0 up to the
@@ -38,19 +38,20 @@ first missing one. Formatted with the jobs table's name and the offset's placeho
 
 def view_from_row(row: Sequence[Any]) -> JobView:
     """A job's bookkeeping row (BOOKKEEPING_COLUMNS) as a JobView."""
-    state, next_seq, max_seq, final_seq, final_kind = row
+    state, next_seq, max_seq, final_seq, final_kind, cancel_requested = row
     return JobView(
         state=JobState(state),
         next_seq=next_seq,
         max_seq=max_seq,
         final_seq=final_seq,
         final_kind=None if final_kind is None else ReplyKind(final_kind),
+        cancel_requested=bool(cancel_requested),
     )
 
 
 def job_from_row(offset: int, row: Sequence[Any], reply_rows: Iterable[Sequence[Any]]) -> JobRecord:
     """A stored job row (JOB_COLUMNS) and its reply rows (REPLY_COLUMNS), as a JobRecord."""
-    request, state, error, created_at, updated_at = row
+    request, state, error, created_at, updated_at, cancel_requested, due_at = row
     state = JobState(state)
     return JobRecord(
         offset=offset,
@@ -60,6 +61,8 @@ def job_from_row(offset: int, row: Sequence[Any], reply_rows: Iterable[Sequence[
         error=error if state is JobState.FAILED else None,
         created_at=_as_datetime(created_at),
         updated_at=_as_datetime(updated_at),
+        cancel_requested=bool(cancel_requested),
+        due_at=None if due_at is None or state is not JobState.SCHEDULED else _as_datetime(due_at),
     )
 
 

@@ -48,12 +48,18 @@ class ConfirmedChannel:
             await goodbye(self._channel.close())
 
     async def publish(
-        self, body: bytes, *, exchange: str, routing_key: str, headers: Headers | None = None
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        headers: Headers | None = None,
+        mandatory: bool = True,
     ) -> None:
         """Publish persistently and mandatorily, with `headers`; return once RabbitMQ confirmed it.
 
         BrokerUnavailableError if it refused or returned it (no queue would take it) or the
-        channel is gone.
+        channel is gone. Not `mandatory`: a message no queue takes is confirmed and dropped.
         """
         if self._channel is None:
             raise BrokerUnavailableError("the publishing channel is not open")
@@ -66,7 +72,7 @@ class ConfirmedChannel:
             )
             try:
                 await (await self._exchange(exchange)).publish(
-                    message, routing_key=routing_key, mandatory=True
+                    message, routing_key=routing_key, mandatory=mandatory
                 )
             except BROKER_FAILURES as exc:
                 raise _not_confirmed(exc) from exc

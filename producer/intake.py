@@ -19,6 +19,7 @@ from contracts import (
     JobRequest,
     ScheduleRejected,
 )
+from contracts.control import DelayError
 from contracts.errors import DeadLetterReason, describe
 from contracts.messages import MAX_REQUEST_BYTES
 from contracts.text import IdempotencyKey
@@ -75,6 +76,9 @@ class Intake(Consumer):
             accepted = await while_ledger_down(
                 self._scheduler.schedule, request, idempotency_key=key
             )
+        except DelayError as exc:
+            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, str(exc))
+            return
         except IdempotencyConflictError as exc:
             await self.move_to_dead(message, DeadLetterReason.IDEMPOTENCY_CONFLICT, str(exc))
             rejected = ScheduleRejected(error="idempotency_conflict", detail=str(exc))

@@ -4,6 +4,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from contracts import BrokerUnavailableError, Job, JobAccepted, JobRequest
+from contracts.control import due_at
+from contracts.messages import utcnow
 from ledger import Ledger
 
 logger = logging.getLogger(__name__)
@@ -28,11 +30,17 @@ class Scheduler:
         """Record the job, publish it, then answer with its offset.
 
         If RabbitMQ does not confirm, the job is forgotten and BrokerUnavailableError raised:
-        the caller never holds an offset for a job that will not run.
+        the caller never holds an offset for a job that will not run. A delayed request
+        (`run_at`, `delay_seconds`) is only recorded, `scheduled`: the release loop
+        (producer/release.py) publishes it when due; DelayError if its time is out of bounds.
         """
-        offset, created = await self._ledger.create_job(request, idempotency_key)
+        due = due_at(request, utcnow())
+        offset, created = await self._ledger.create_job(request, idempotency_key, due_at=due)
         if not created:
             logger.info("idempotent repeat offset=%s fn=%s", offset, request.fn)
+            return JobAccepted(offset=offset)
+        if due is not None:
+            logger.debug("scheduled offset=%s fn=%s for %s", offset, request.fn, due)
             return JobAccepted(offset=offset)
         try:
             await self._publish_job(Job(offset=offset, request=request, trace=trace or {}))

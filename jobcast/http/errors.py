@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
+from contracts.control import DelayError, JobFinishedError
 from jobcast.http.validation import short_errors
 
 _UNDECODABLE_BODY = "There was an error parsing the body"
@@ -22,6 +23,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflictError)
     async def conflict(_: Request, exc: IdempotencyConflictError) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(JobFinishedError)
+    async def finished(_: Request, exc: JobFinishedError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(DelayError)
+    async def out_of_bounds(_: Request, exc: DelayError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(UnavailableError)
     async def unavailable(_: Request, exc: UnavailableError) -> Response:

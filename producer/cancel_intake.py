@@ -1,0 +1,94 @@
+"""The AMQP cancel intake: CancelRequests on jobcast.cancel, answered like POST
+/jobs/{offset}/cancel (with reply_to: a CancelAccepted, or a CancelRejected saying why).
+
+A request that is no CancelRequest goes to jobcast.dead with the reason; one for an offset
+never handed out or a job already finished is only answered so (as HTTP's 404 and 409);
+while the ledger is down it waits, unacked; while the broker does not confirm the
+announcement, it goes back to the queue (the cancel is recorded already; carrying it out
+again is harmless).
+"""
+
+import logging
+
+import aio_pika
+from pydantic import BaseModel, ValidationError
+
+from contracts import BrokerUnavailableError, UnknownOffsetError
+from contracts.control import (
+    CONTROL_MESSAGE_BYTES,
+    CancelRejected,
+    CancelRequest,
+    JobFinishedError,
+)
+from contracts.errors import DeadLetterReason, describe
+from contracts.topology import CANCEL_QUEUE
+from ledger.outages import while_ledger_down
+from messaging.connection import BROKER_FAILURES
+from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
+from producer.cancelling import Canceller
+
+logger = logging.getLogger(__name__)
+
+
+class CancelIntake(Consumer):
+    """Consumes jobcast.cancel and cancels what it names."""
+
+    def __init__(
+        self,
+        canceller: Canceller,
+        dead_letter: DeadLetter,
+        *,
+        prefetch: int = 16,
+        around: AroundConsume = nothing_around,
+    ) -> None:
+        super().__init__(CANCEL_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        self._canceller = canceller
+
+    async def handle(self, message: Message) -> None:
+        """Cancel the job; with reply_to, answer with its state (or why not)."""
+        if len(message.body) > CONTROL_MESSAGE_BYTES:
+            why = f"too large: a cancel request of {len(message.body)} bytes"
+            await self._refuse(message, DeadLetterReason.TOO_LARGE, "invalid_request", why)
+            return
+        try:
+            request = CancelRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            why = f"invalid cancel request: {describe(exc)}"
+            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
+            return
+        try:
+            accepted = await while_ledger_down(self._canceller.cancel, request.offset)
+        except (UnknownOffsetError, JobFinishedError) as exc:
+            # NOTE: an answer, not a poison message: as HTTP's 404 and 409, nothing to keep.
+            error = "unknown_offset" if isinstance(exc, UnknownOffsetError) else "finished"
+            await message.ack()
+            await self._answer(message, CancelRejected(error=error, detail=str(exc)))
+            return
+        except BrokerUnavailableError:
+            await message.nack(requeue=True)  # again once the broker confirms; no answer
+            return
+        await message.ack()
+        await self._answer(message, accepted)
+
+    async def _refuse(
+        self, message: Message, reason: DeadLetterReason, error: str, detail: str
+    ) -> None:
+        await self.move_to_dead(message, reason, detail)
+        await self._answer(message, CancelRejected(error=error, detail=detail))
+
+    async def _answer(self, message: Message, body: BaseModel) -> None:
+        """Answer a request with reply_to; one without it gets nothing."""
+        if not message.reply_to or self._channel is None:
+            return
+        # NOTE: not mandatory, as producer/intake.py explains (RabbitMQ 3.10 and reply-to).
+        answer = aio_pika.Message(
+            body.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self._channel.default_exchange.publish(
+                answer, routing_key=message.reply_to, mandatory=False
+            )
+        except BROKER_FAILURES:
+            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
