@@ -1,4 +1,5 @@
-"""The client's AMQP transport: schedule over jobcast.schedule (RPC), follow reply.<offset>.
+"""The client's AMQP transport: schedule over jobcast.schedule and cancel over jobcast.cancel
+(RPC), follow reply.<offset>.
 
 aio-pika is imported when the transport is made, not with the client: a service that follows
 jobs over HTTP only loads no broker library (tests/unit/test_layers.py says so).
@@ -12,8 +13,28 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from client.errors import ScheduleRejectedError
-from contracts import BrokerUnavailableError, JobAccepted, JobRequest, Reply, ScheduleRejected
-from contracts.topology import DIRECT_REPLY_TO, REPLIES_EXCHANGE, SCHEDULE_QUEUE, reply_key
+from contracts import (
+    BrokerUnavailableError,
+    JobAccepted,
+    JobRequest,
+    Reply,
+    ScheduleRejected,
+    UnknownOffsetError,
+)
+from contracts.control import (
+    CancelAccepted,
+    CancelRejected,
+    CancelRequest,
+    JobFinishedError,
+)
+from contracts.topology import (
+    CANCEL_QUEUE,
+    DIRECT_REPLY_TO,
+    REPLIES_EXCHANGE,
+    SCHEDULE_QUEUE,
+    Queue,
+    reply_key,
+)
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
@@ -56,6 +77,26 @@ class AmqpTransport:
 
     async def schedule(self, request: JobRequest, idempotency_key: str | None) -> JobAccepted:
         """Publish the request on jobcast.schedule and wait for its {"offset": n}."""
+        # NOTE: the intake treats message_id as the idempotency key.
+        body = request.model_dump_json().encode()
+        answer = await self._ask(SCHEDULE_QUEUE, body, idempotency_key or uuid.uuid4().hex)
+        return _accepted(answer)
+
+    async def cancel(self, offset: int) -> CancelAccepted:
+        """Publish a CancelRequest on jobcast.cancel and wait for its answer."""
+        body = CancelRequest(offset=offset).model_dump_json().encode()
+        answer = await self._ask(CANCEL_QUEUE, body, uuid.uuid4().hex)
+        if b'"state"' in answer:
+            return CancelAccepted.model_validate_json(answer)
+        rejected = CancelRejected.model_validate_json(answer)
+        if rejected.error == "unknown_offset":
+            raise UnknownOffsetError(offset)
+        if rejected.error == "finished":
+            raise JobFinishedError(offset)
+        raise ScheduleRejectedError(rejected.error, rejected.detail)
+
+    async def _ask(self, queue: Queue, body: bytes, message_id: str) -> bytes:
+        """Publish `body` on `queue` with a reply_to and return the body of its answer."""
         connection = await self._connect()
         aio_pika = self._aio_pika
         correlation_id = uuid.uuid4().hex
@@ -66,15 +107,14 @@ class AmqpTransport:
                 await direct.consume(answers.put, no_ack=True)
                 await channel.default_exchange.publish(
                     aio_pika.Message(
-                        request.model_dump_json().encode(),
+                        body,
                         content_type="application/json",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         correlation_id=correlation_id,
                         reply_to=DIRECT_REPLY_TO,
-                        # NOTE: the intake treats message_id as the idempotency key.
-                        message_id=idempotency_key or uuid.uuid4().hex,
+                        message_id=message_id,
                     ),
-                    routing_key=SCHEDULE_QUEUE.name,
+                    routing_key=queue.name,
                     mandatory=True,
                     timeout=self._timeout,
                 )
@@ -83,11 +123,11 @@ class AmqpTransport:
                         pass
         except TimeoutError as exc:
             raise BrokerUnavailableError(
-                f"no answer on {SCHEDULE_QUEUE.name} within {self._timeout}s"
+                f"no answer on {queue.name} within {self._timeout}s"
             ) from exc
         except self._failures as exc:
-            raise BrokerUnavailableError(f"scheduling over AMQP failed: {exc!r}") from exc
-        return _accepted(answer.body)
+            raise BrokerUnavailableError(f"{queue.name} over AMQP failed: {exc!r}") from exc
+        return answer.body
 
     @asynccontextmanager
     async def subscription(self, offset: int) -> AsyncIterator["asyncio.Queue[Reply]"]:

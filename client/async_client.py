@@ -12,6 +12,7 @@ from client.amqp import AmqpTransport
 from client.follow import merge
 from client.http import HttpTransport
 from contracts import JobAccepted, JobRecord, JobRequest, Reply, UnavailableError
+from contracts.control import CancelAccepted
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class JobcastClient:
         """Schedule a JobRequest (same as `schedule`, for callers that hold one)."""
         transport = self.amqp or self.http
         return await transport.schedule(request, idempotency_key)
+
+    async def cancel(self, offset: int) -> CancelAccepted:
+        """Cancel a job: one not started never runs, a running one stops before its next step
+        and ends `cancelled`. JobFinishedError if it ended done or failed; twice is harmless."""
+        transport = self.amqp or self.http
+        return await transport.cancel(offset)
 
     async def status(self, offset: int) -> JobRecord:
         """The job as recorded now: state, request, replies, error."""

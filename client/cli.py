@@ -2,9 +2,10 @@
 
 Registered on the `jobcast` command by jobcast/cli.py; they need nothing but this library.
 
-Exit codes: 0 the job is done (or, for `status`, not failed); 1 the job failed; 2 the request
-was refused; 3 the gateway or the broker cannot be reached; 4 the offset was never handed out;
-5 `watch --timeout` ran out before the job ended.
+Exit codes: 0 the job is done (or, for `status`, not failed; for `cancel`, cancelled or
+stopping); 1 the job failed; 2 the request was refused (`cancel`: the job had already ended);
+3 the gateway or the broker cannot be reached; 4 the offset was never handed out;
+5 `watch --timeout` ran out before the job ended; 6 the job was cancelled.
 """
 
 import asyncio
@@ -21,6 +22,7 @@ from rich.console import Console
 from client.async_client import DEFAULT_URL, JobcastClient
 from client.errors import GatewayUnreachableError, ScheduleRejectedError
 from contracts import JobRecord, JobState, Reply, ReplyKind, UnavailableError, UnknownOffsetError
+from contracts.control import JobFinishedError
 
 T = TypeVar("T")
 
@@ -37,6 +39,7 @@ class Exit(IntEnum):
     UNREACHABLE = 3
     UNKNOWN_OFFSET = 4
     TIMED_OUT = 5
+    CANCELLED = 6
 
 
 Url = Annotated[
@@ -102,6 +105,29 @@ def status(
     _run(url, run)
 
 
+def cancel(
+    offset: Annotated[int, typer.Argument(min=0, help="The job's offset.")],
+    json: Json = False,
+    url: Url = None,
+) -> None:
+    """Cancel a job: one not started never runs; a running one stops before its next step."""
+
+    async def run(client: JobcastClient) -> Exit:
+        accepted = await client.cancel(offset)
+        if json:
+            sys.stdout.write(accepted.model_dump_json() + "\n")
+        elif accepted.state is JobState.CANCELLED:
+            Console().print(f"offset {offset}: [bold yellow]cancelled[/bold yellow]")
+        else:
+            Console().print(
+                f"offset {offset}: cancel requested ({accepted.state}); it stops before its "
+                "next step"
+            )
+        return Exit.DONE
+
+    _run(url, run)
+
+
 async def _follow(
     client: JobcastClient, offset: int, json: bool, timeout: float | None = None
 ) -> Exit:
@@ -117,6 +143,8 @@ async def _follow(
             spinner.update(f"offset {offset}: waiting for step {reply.seq + 1}…")
             if reply.kind is ReplyKind.ERROR:
                 outcome = Exit.FAILED
+            if reply.kind is ReplyKind.CANCELLED:
+                outcome = Exit.CANCELLED
     return outcome
 
 
@@ -126,6 +154,8 @@ def _describe(reply: Reply) -> str:
         return f"[green]✓[/green] step {reply.seq}  {value}"
     if reply.kind is ReplyKind.DONE:
         return f"[bold green]● done[/bold green]  {value}"
+    if reply.kind is ReplyKind.CANCELLED:
+        return f"[bold yellow]■ cancelled[/bold yellow] before step {reply.seq}"
     return f"[bold red]✗ failed[/bold red] at step {reply.seq}: {value}"
 
 
@@ -165,7 +195,7 @@ def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -
         code = _fail(Exit.UNREACHABLE, f"jobcast at {base} cannot take it now: {exc}")
     except UnknownOffsetError as exc:
         code = _fail(Exit.UNKNOWN_OFFSET, str(exc))
-    except ScheduleRejectedError as exc:
+    except (ScheduleRejectedError, JobFinishedError) as exc:
         code = _fail(Exit.REFUSED, f"refused: {exc}")
     except TimeoutError as exc:
         code = _fail(Exit.TIMED_OUT, str(exc))

@@ -1,4 +1,5 @@
-"""The client's HTTP transport: POST /schedule, GET /jobs, and the SSE stream."""
+"""The client's HTTP transport: POST /schedule, GET /jobs, POST /jobs/{offset}/cancel, and the
+SSE stream."""
 
 import asyncio
 import contextlib
@@ -19,6 +20,7 @@ from contracts import (
     UnavailableError,
     UnknownOffsetError,
 )
+from contracts.control import CancelAccepted, JobFinishedError
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ class HttpTransport:
             raise ScheduleRejectedError(_rejection(answer.status_code), _detail(answer))
         _raise_for_status(answer)
         return JobAccepted.model_validate_json(answer.content)
+
+    async def cancel(self, offset: int) -> CancelAccepted:
+        """POST /jobs/{offset}/cancel."""
+        answer = await self._send("POST", f"/jobs/{offset}/cancel")
+        if answer.status_code == 409:
+            raise JobFinishedError(offset)
+        _raise_for_status(answer, offset)
+        return CancelAccepted.model_validate_json(answer.content)
 
     async def job(self, offset: int) -> JobRecord:
         """GET /jobs/{offset}."""

@@ -9,6 +9,7 @@ from pydantic import JsonValue
 
 from client.async_client import DEFAULT_URL, JobcastClient
 from contracts import JobRecord, Reply
+from contracts.control import CancelAccepted
 
 
 class SyncJobcastClient:
@@ -44,6 +45,10 @@ class SyncJobcastClient:
                 fn=fn, deployment=deployment, framework=framework, idempotency_key=idempotency_key
             )
         )
+
+    def cancel(self, offset: int) -> CancelAccepted:
+        """Cancel a job (see JobcastClient.cancel)."""
+        return self._runner.run(self._client.cancel(offset))
 
     def status(self, offset: int) -> JobRecord:
         """The job as recorded now."""

@@ -35,7 +35,17 @@ from ledger.rows import (
     reply_from_row,
     view_from_row,
 )
-from ledger.rules import JobView, StoreOutcome, after_storing, judge, needs_seqs_above
+from ledger.rules import (
+    CancelOutcome,
+    JobView,
+    StoreOutcome,
+    after_storing,
+    cancelled_reply,
+    judge,
+    judge_cancel,
+    needs_seqs_above,
+)
+from ledger.steering import RELEASE_LEASE_SECONDS
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS jobcast_offsets MINVALUE 0 START 0;
@@ -170,6 +180,7 @@ class PostgresLedger:
             await conn.execute(SCHEMA)
             await conn.execute(PROGRESS_SCHEMA)
             await conn.execute(LISTING_SCHEMA)
+            await conn.execute(STEERING_SCHEMA)
             await _feed(conn, None)  # replies stored before the feed existed get their cursors
 
     def reply_listener(
@@ -188,25 +199,30 @@ class PostgresLedger:
             await conn.execute("SELECT 1")
 
     async def create_job(
-        self, request: JobRequest, idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        idempotency_key: str | None = None,
+        due_at: datetime | None = None,
     ) -> tuple[int, bool]:
         body = request.model_dump_json()
+        state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
         async with self._connection() as conn:
             # NOTE: look the key up first: an INSERT that hits the conflict still burns an offset.
             row = None if idempotency_key is None else await _by_key(conn, idempotency_key)
             if row is None:
                 # NOTE: one statement, so a job and its tags are stored together or not at all
                 offset = await conn.fetchval(
-                    "WITH job AS (INSERT INTO jobcast_jobs (request, fn, state, idempotency_key)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING"
+                    "WITH job AS (INSERT INTO jobcast_jobs (request, fn, state, idempotency_key,"
+                    " due_at) VALUES ($1, $2, $3, $4, $6) ON CONFLICT (idempotency_key) DO NOTHING"
                     " RETURNING id), tagged AS (INSERT INTO jobcast_job_tags (tag, job_id)"
                     " SELECT DISTINCT unnest($5::text[]), id FROM job)"
                     " SELECT id FROM job",
                     body,
                     request.fn,
-                    JobState.QUEUED.value,
+                    state.value,
                     idempotency_key,
                     request.tags,
+                    due_at,
                 )
                 if offset is not None:
                     return int(offset), True
@@ -216,6 +232,54 @@ class PostgresLedger:
         if JobRequest.model_validate_json(row["request"]) != request:
             raise IdempotencyConflictError(idempotency_key, int(row["id"]))
         return int(row["id"]), False
+
+    async def cancel_job(self, offset: int) -> tuple[CancelOutcome, JobState]:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE",
+                    offset,
+                )
+                if row is None:
+                    raise UnknownOffsetError(offset)
+                view = view_from_row(row)
+                outcome = judge_cancel(view)
+                if outcome in (CancelOutcome.ENDED, CancelOutcome.REQUESTED):
+                    await conn.execute(
+                        "UPDATE jobcast_jobs SET cancel_requested = true, due_at = NULL,"
+                        " updated_at = now() WHERE id = $1",
+                        offset,
+                    )
+                if outcome is CancelOutcome.ENDED:
+                    await _store_one(conn, cancelled_reply(offset, view))
+                    await _feed(conn, {offset})
+                state = await conn.fetchval("SELECT state FROM jobcast_jobs WHERE id = $1", offset)
+        except _TRANSIENT as exc:
+            raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+        return outcome, JobState(state)
+
+    async def claim_due(self, limit: int) -> list[tuple[int, JobRequest]]:
+        # NOTE: SKIP LOCKED: gateways claiming at once each take other jobs, none waits; the
+        # lease (due_at moved ahead) keeps a claimed job from the others until it is marked
+        # released, or, if its publish was not confirmed, until the lease runs out.
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "UPDATE jobcast_jobs SET due_at = now() + make_interval(secs => $2)"
+                " WHERE id IN (SELECT id FROM jobcast_jobs WHERE state = 'scheduled'"
+                " AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, request",
+                limit,
+                RELEASE_LEASE_SECONDS,
+            )
+        return [(int(r["id"]), JobRequest.model_validate_json(r["request"])) for r in rows]
+
+    async def mark_released(self, offset: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE jobcast_jobs SET state = 'queued', due_at = NULL, updated_at = now()"
+                " WHERE id = $1 AND state = 'scheduled'",
+                offset,
+            )
 
     async def discard_job(self, offset: int) -> None:
         async with self._connection() as conn:

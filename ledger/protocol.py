@@ -1,11 +1,12 @@
 """The Ledger protocol: what every ledger does, whatever database holds it."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from contracts import JobRecord, JobRequest, JobState, Reply
 from contracts.listing import JobFilter, JobRow
-from ledger.rules import StoreOutcome
+from ledger.rules import CancelOutcome, StoreOutcome
 
 
 class Ledger(Protocol):
@@ -21,13 +22,29 @@ class Ledger(Protocol):
         """Raise LedgerUnavailableError unless a write would succeed now."""
 
     async def create_job(
-        self, request: JobRequest, idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        idempotency_key: str | None = None,
+        due_at: datetime | None = None,
     ) -> tuple[int, bool]:
-        """Allocate the next offset and record the job as queued.
+        """Allocate the next offset and record the job as queued (with `due_at`: scheduled,
+        until `claim_due` hands it out).
 
         Returns `(offset, created)`; with a known idempotency key, the earlier offset and False.
         Raises IdempotencyConflictError when the key was used for another request.
         """
+
+    async def cancel_job(self, offset: int) -> tuple[CancelOutcome, JobState]:
+        """Record a cancel request (ledger.rules.judge_cancel says what it does): a delayed job
+        still waiting ends `cancelled` now; the outcome and the job's state after it.
+        UnknownOffsetError for an offset never handed out."""
+
+    async def claim_due(self, limit: int) -> list[tuple[int, JobRequest]]:
+        """Up to `limit` scheduled jobs whose time has come, claimed for one lease
+        (ledger/steering.py): no other claim returns them until it runs out."""
+
+    async def mark_released(self, offset: int) -> None:
+        """A claimed job was published and confirmed: it is queued now (unless cancelled)."""
 
     async def discard_job(self, offset: int) -> None:
         """Forget a job that never reached the broker; its offset is never reused."""

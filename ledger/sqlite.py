@@ -5,7 +5,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,7 +43,17 @@ from ledger.rows import (
     reply_from_row,
     view_from_row,
 )
-from ledger.rules import JobView, StoreOutcome, after_storing, judge, needs_seqs_above
+from ledger.rules import (
+    CancelOutcome,
+    JobView,
+    StoreOutcome,
+    after_storing,
+    cancelled_reply,
+    judge,
+    judge_cancel,
+    needs_seqs_above,
+)
+from ledger.steering import RELEASE_LEASE_SECONDS, due_text
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
@@ -142,9 +152,14 @@ class SqliteLedger:
         await self._write(lambda conn: conn.execute("SELECT 1 FROM offsets").fetchone())
 
     async def create_job(
-        self, request: JobRequest, idempotency_key: str | None = None
+        self,
+        request: JobRequest,
+        idempotency_key: str | None = None,
+        due_at: datetime | None = None,
     ) -> tuple[int, bool]:
         body = request.model_dump_json()
+        state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
+        due = None if due_at is None else due_text(due_at)
 
         def op(conn: sqlite3.Connection) -> tuple[int, bool]:
             if idempotency_key is not None:
@@ -158,9 +173,9 @@ class SqliteLedger:
             ).fetchone()
             now = utcnow().isoformat()
             conn.execute(
-                "INSERT INTO jobs (id, request, fn, state, idempotency_key, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (offset, body, request.fn, JobState.QUEUED, idempotency_key, now, now),
+                "INSERT INTO jobs (id, request, fn, state, idempotency_key, created_at, updated_at,"
+                " due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (offset, body, request.fn, state, idempotency_key, now, now, due),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES (?, ?)",
@@ -169,6 +184,51 @@ class SqliteLedger:
             return offset, True
 
         return await self._write(op)  # type: ignore[no-any-return]
+
+    async def cancel_job(self, offset: int) -> tuple[CancelOutcome, JobState]:
+        def op(conn: sqlite3.Connection) -> tuple[CancelOutcome, JobState]:
+            row = conn.execute(
+                f"SELECT {BOOKKEEPING_COLUMNS} FROM jobs WHERE id = ?", (offset,)
+            ).fetchone()
+            if row is None:
+                raise UnknownOffsetError(offset)
+            view = view_from_row(row)
+            outcome = judge_cancel(view)
+            if outcome in (CancelOutcome.ENDED, CancelOutcome.REQUESTED):
+                conn.execute(
+                    "UPDATE jobs SET cancel_requested = 1, due_at = NULL, updated_at = ?"
+                    " WHERE id = ?",
+                    (utcnow().isoformat(), offset),
+                )
+            if outcome is CancelOutcome.ENDED:
+                _store_one(conn, cancelled_reply(offset, view))
+                _feed(conn, {offset})
+            (state,) = conn.execute("SELECT state FROM jobs WHERE id = ?", (offset,)).fetchone()
+            return outcome, JobState(state)
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def claim_due(self, limit: int) -> list[tuple[int, JobRequest]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[int, JobRequest]]:
+            now = utcnow()
+            rows = conn.execute(
+                "UPDATE jobs SET due_at = ? WHERE id IN (SELECT id FROM jobs"
+                " WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at LIMIT ?)"
+                " RETURNING id, request",
+                (due_text(now + timedelta(seconds=RELEASE_LEASE_SECONDS)), due_text(now), limit),
+            ).fetchall()
+            return [(offset, JobRequest.model_validate_json(body)) for offset, body in rows]
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def mark_released(self, offset: int) -> None:
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET state = 'queued', due_at = NULL, updated_at = ?"
+                " WHERE id = ? AND state = 'scheduled'",
+                (utcnow().isoformat(), offset),
+            )
+        )
 
     async def discard_job(self, offset: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -399,7 +459,18 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     if "recorded" not in {row[1] for row in conn.execute("PRAGMA table_info(replies)")}:
         conn.execute("ALTER TABLE replies ADD COLUMN recorded INTEGER")
     conn.executescript(LISTING_SCHEMA)
+    _add_steering(conn)
     _feed(conn, None)  # replies stored before the feed existed get their cursors
+
+
+def _add_steering(conn: sqlite3.Connection) -> None:
+    """Cancel requests and delayed starts (ledger/steering.py), also in ledgers older than them."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "cancel_requested" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0")
+    if "due_at" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN due_at TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at) WHERE state = 'scheduled'")
 
 
 def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
