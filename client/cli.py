@@ -18,9 +18,11 @@ from typing import Annotated, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from client.async_client import DEFAULT_URL, JobcastClient
 from client.errors import GatewayUnreachableError, ScheduleRejectedError
+from client.progress_bar import StepBar
 from contracts import JobRecord, JobState, Reply, ReplyKind, UnavailableError, UnknownOffsetError
 from contracts.control import JobFinishedError
 
@@ -133,14 +135,14 @@ async def _follow(
 ) -> Exit:
     console = Console()
     outcome = Exit.DONE
-    with console.status(f"waiting for offset {offset}…", spinner="dots") as spinner:
+    with StepBar(console, offset) as bar:
         async for reply in client.follow(offset, timeout=timeout):
             if json:
                 sys.stdout.write(reply.model_dump_json() + "\n")
                 sys.stdout.flush()
-            else:
+            elif reply.kind is not ReplyKind.PROGRESS:  # a tick moves the bar, no line of its own
                 console.print(_describe(reply))
-            spinner.update(f"offset {offset}: waiting for step {reply.seq + 1}…")
+            bar.show(reply)
             if reply.kind is ReplyKind.ERROR:
                 outcome = Exit.FAILED
             if reply.kind is ReplyKind.CANCELLED:
@@ -173,6 +175,12 @@ def _print_record(record: JobRecord) -> None:
     )
     for reply in record.replies:
         console.print("  " + _describe(reply))
+    if record.progress is not None and not record.state.is_final:
+        tick = record.progress
+        of = "" if tick.total is None else f" of {tick.total:g}"
+        console.print(
+            f"  [cyan]…[/cyan] step {tick.seq}: {tick.current:g}{of} {escape(tick.message or '')}"
+        )
 
 
 def _print_json(value: object) -> None:

@@ -3,8 +3,9 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 
-from contracts import Reply
+from contracts import Reply, ReplyKind
 
 logger = logging.getLogger(__name__)
 
@@ -36,22 +37,39 @@ async def merge(
 
     `live` must be subscribed before `history` is first read: then every reply is in one or
     the other (or both: seqs already seen are dropped). A live reply that overtakes the ledger
-    waits until the ledger has the ones before it.
+    waits until the ledger has the ones before it. A live `progress` reply is given once every
+    step before its own is, if it is newer than the last one given; never after its step's
+    result.
     """
     loop = asyncio.get_running_loop()
     last = after
     ahead: dict[int, Reply] = {}
+    tick: Reply | None = None
+    """The newest progress not given yet."""
+    given: tuple[int, datetime] | None = None
+    """(seq, produced_at) of the last progress given."""
     gap_since: float | None = None
     # NOTE: the history is read from the last seq already seen, inclusive: if that one is the
     # final reply, the job ended where the caller stands and nothing more will ever come.
     incoming = await history(last - 1)
     while True:
         for reply in incoming:
-            if reply.seq > last:
+            if reply.kind is ReplyKind.PROGRESS:
+                if _newer(reply, tick, given):
+                    tick = reply
+            elif reply.seq > last:
                 ahead.setdefault(reply.seq, reply)
             elif reply.seq == last and reply.is_final:
                 return
-        while last + 1 in ahead:
+        while True:
+            if tick is not None and tick.seq <= last:
+                tick = None  # its step's result was given: old news
+            if tick is not None and tick.seq == last + 1:  # every step before its own given
+                shown, tick = tick, None
+                given = (shown.seq, shown.produced_at)
+                yield shown
+            if last + 1 not in ahead:
+                break
             reply = ahead.pop(last + 1)
             last = reply.seq
             yield reply
@@ -82,3 +100,10 @@ def _drain(live: "asyncio.Queue[Reply]") -> list[Reply]:
     while not live.empty():
         found.append(live.get_nowait())
     return found
+
+
+def _newer(reply: Reply, tick: Reply | None, given: tuple[int, datetime] | None) -> bool:
+    """True if progress `reply` is newer than the one held and the last one given."""
+    key = (reply.seq, reply.produced_at)
+    held = None if tick is None else (tick.seq, tick.produced_at)
+    return all(other is None or key > other for other in (held, given))

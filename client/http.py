@@ -17,6 +17,7 @@ from contracts import (
     JobRecord,
     JobRequest,
     Reply,
+    ReplyKind,
     UnavailableError,
     UnknownOffsetError,
 )
@@ -82,7 +83,7 @@ class HttpTransport:
     async def follow(
         self, offset: int, after: int = -1, timeout: float | None = None
     ) -> AsyncIterator[Reply]:
-        """Replies after `after` over SSE until the final one.
+        """Replies after `after` over SSE until the final one (and `progress` ones meanwhile).
 
         Once the gateway has answered, a dropped stream, an unreachable gateway or a 502/503/504
         is retried with capped backoff, resuming after the last seq, for up to `timeout`
@@ -116,7 +117,8 @@ class HttpTransport:
                     while (event := await _within(deadline, anext(events, None))) is not None:
                         reply = Reply.model_validate_json(event.data)
                         failures = 0
-                        after = reply.seq
+                        if reply.kind is not ReplyKind.PROGRESS:  # a tick is no step done
+                            after = reply.seq
                         yield reply
                         if reply.is_final:
                             return

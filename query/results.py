@@ -5,7 +5,7 @@ from collections.abc import AsyncGenerator
 
 from pydantic import JsonValue
 
-from contracts import JobRecord, Reply
+from contracts import JobRecord, Reply, ReplyKind
 from ledger import Ledger
 from query.wakeups import ReplyHub
 
@@ -43,19 +43,47 @@ class Results:
                     return newer
                 await watch.wait(remaining)
 
-    async def follow(self, offset: int, after_seq: int = -1) -> AsyncGenerator[Reply, None]:
-        """Every reply after `after_seq`, history first, then live, until the final one.
+    async def progress(self, offset: int) -> Reply | None:
+        """The job's latest `progress` reply, if a step reported any."""
+        return await self.ledger.progress(offset)
 
-        No timer: one ledger read per wake-up, none while nothing is stored. Close (or
+    async def follow(
+        self, offset: int, after_seq: int = -1, shown: Reply | None = None
+    ) -> AsyncGenerator[Reply, None]:
+        """Every reply after `after_seq`, history first, then live, until the final one; and
+        the job's latest progress whenever it is news (newer than `shown`, the last one given),
+        just before its step's result.
+
+        No timer: one read of the ledger per wake-up, none while nothing is stored. Close (or
         cancel) the iterator when its reader goes: its watch goes with it.
         """
         with self.hub.watch(offset) as watch:
             while True:
                 watch.arm()
-                for reply in await self.ledger.replies(offset, after_seq):
+                # NOTE: progress first: a tick kept before the replies are read belongs before
+                # its step's result, wherever that result is in what the second read finds.
+                latest = await self.ledger.progress(offset)
+                replies = await self.ledger.replies(offset, after_seq)
+                for reply in with_progress(replies, latest, after_seq, shown):
                     yield reply
+                    if reply.kind is ReplyKind.PROGRESS:
+                        shown = reply
+                        continue
                     after_seq = reply.seq
                     if reply.is_final:
                         return
                 # NOTE: rung by anything stored since arm(), whether that read saw it or not
                 await watch.wait()
+
+
+def with_progress(
+    replies: list[Reply], latest: Reply | None, after_seq: int, shown: Reply | None
+) -> list[Reply]:
+    """`replies` (those after `after_seq`) with `latest`, the job's kept progress, put just
+    before its step's result, if it is news: for a step not yet shown done, newer than `shown`."""
+    if latest is None or latest.seq <= after_seq:
+        return replies
+    if shown is not None and (latest.seq, latest.produced_at) <= (shown.seq, shown.produced_at):
+        return replies
+    at = next((i for i, reply in enumerate(replies) if reply.seq >= latest.seq), len(replies))
+    return [*replies[:at], latest, *replies[at:]]

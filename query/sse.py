@@ -9,9 +9,9 @@ import anyio
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from contracts import Reply
+from contracts import Reply, ReplyKind
 from query.http import ERRORS, MAX_SEQ, Offset
-from query.results import Results
+from query.results import Results, with_progress
 
 PING_SECONDS = 15
 """A comment line this often keeps proxies from closing a quiet stream."""
@@ -25,12 +25,21 @@ STREAM_DOC = {
     200: {
         "description": (
             "A `text/event-stream`: one event per reply, history first, then live, until the "
-            "final one (`done` or `error`), then the stream closes. Each event's `id` is the "
-            "reply's `seq`, its `event` the reply's `kind`, its `data` the Reply as JSON."
+            "final one (`done`, `error` or `cancelled`), then the stream closes. Each event's "
+            "`id` is the reply's `seq`, its `event` the reply's `kind`, its `data` the Reply "
+            "as JSON. "
+            "While a step runs, its latest progress comes as events of type `progress` (data: "
+            'a Reply whose value is `{"current": n, "total": n|null, "message": str|null}`, '
+            "seq: the running step's), in order, before the step's result; rate-limited, so "
+            "some ticks may be skipped, never the last. Progress events carry no `id`, so "
+            "Last-Event-ID always names the last result seen."
         ),
         "content": {
             "text/event-stream": {
                 "example": (
+                    'event: progress\ndata: {"offset":0,"seq":0,"kind":"progress",'
+                    '"value":{"current":40,"total":100,"message":"resizing"},'
+                    '"produced_at":"2026-01-01T00:00:00.5Z"}\n\n'
                     'id: 0\nevent: result\ndata: {"offset":0,"seq":0,"kind":"result",'
                     '"value":"result1","produced_at":"2026-01-01T00:00:01Z"}\n\n'
                     'id: 3\nevent: done\ndata: {"offset":0,"seq":3,"kind":"done",'
@@ -45,7 +54,10 @@ STREAM_DOC = {
 
 def reply_event(reply: Reply) -> ServerSentEvent:
     """One reply as one SSE event: id = seq, event = kind, data = the Reply as JSON."""
-    return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=str(reply.seq))
+    # NOTE: a progress event has no id, so a browser's Last-Event-ID stays the last result's
+    # seq: resuming after a tick of step n must still deliver step n's result.
+    seq = None if reply.kind is ReplyKind.PROGRESS else str(reply.seq)
+    return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=seq)
 
 
 def router(results: Results) -> APIRouter:
@@ -81,8 +93,10 @@ def router(results: Results) -> APIRouter:
         # NOTE: read before streaming, so an unknown offset is a plain 404, not a broken
         # stream; and a job already ended streams its history and closes, even resumed after
         # its end.
+        latest = await results.progress(offset)  # before the replies, as Results.follow reads
         record = await results.job(offset)
-        history = [reply for reply in record.replies if reply.seq > start]
+        replies = [reply for reply in record.replies if reply.seq > start]
+        history = with_progress(replies, latest, start, None)
         ended = record.state.is_final
         shutdown = anyio.Event()
         return EventSourceResponse(
@@ -103,8 +117,12 @@ async def _events(
     ended: bool,
     shutdown: anyio.Event,
 ) -> AsyncIterator[ServerSentEvent]:
+    shown: Reply | None = None
     for reply in history:
         yield reply_event(reply)
+        if reply.kind is ReplyKind.PROGRESS:
+            shown = reply
+            continue
         after = reply.seq
         if reply.is_final:
             return
@@ -112,7 +130,7 @@ async def _events(
         return
     # NOTE: closed explicitly: when sse-starlette closes this generator (a send failed), the
     # follower inside must end now, not whenever the garbage collector gets to it.
-    async with contextlib.aclosing(_until(shutdown, found.follow(offset, after))) as live:
+    async with contextlib.aclosing(_until(shutdown, found.follow(offset, after, shown))) as live:
         async for reply in live:
             yield reply_event(reply)
 
