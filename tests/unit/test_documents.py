@@ -179,4 +179,12 @@ async def test_openapi_is_valid_with_examples_and_every_error(gateway: httpx.Asy
     assert "text/event-stream" in stream["responses"]["200"]["content"]
     assert {p["name"] for p in stream["parameters"]} >= {"offset", "last-event-id", "after"}
     assert {"/health", "/ready", "/metrics", "/asyncapi"} <= set(paths)
+    cancel = paths["/jobs/{offset}/cancel"]["post"]
+    assert {"200", "404", "409", "422", "503"} <= set(cancel["responses"])
+    assert cancel["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CancelAccepted"
+    }
+    request = spec["components"]["schemas"]["JobRequest"]["properties"]
+    assert {"run_at", "delay_seconds"} <= set(request)
+    assert {"scheduled", "cancelled"} <= set(spec["components"]["schemas"]["JobState"]["enum"])
     assert (await gateway.get("/docs")).status_code == 200
