@@ -5,7 +5,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test setup lint bench
+.PHONY: run test setup lint bench screenshot
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ lint: setup
 
 bench: setup  ## the benchmark table of bench/README.md
 	$(VENV)/bin/python -m bench
+
+screenshot: setup  ## docs/dashboard.png, from a throwaway gateway and vhost, in Debian's chromium
+	$(PYTHON) -m harness.browser
+	$(PYTHON) -m harness.services run -- $(VENV)/bin/python -m harness.screenshot

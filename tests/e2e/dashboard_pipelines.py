@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from pathlib import Path
 
 from consumer.pipelines import Pipeline, StepContext
 from contracts import PermanentStepError
@@ -74,3 +75,17 @@ async def markup(ctx: StepContext) -> dict[str, str]:
 async def reason(ctx: StepContext) -> str:
     await asyncio.sleep(step_seconds())
     raise PermanentStepError(HOSTILE_MARKUP)
+
+
+reports = Pipeline("reports")
+"""One step that reports its progress, then waits until a file exists (the test says when)."""
+
+
+@reports.step
+async def count(ctx: StepContext) -> str:
+    await ctx.progress(40, 100, "resizing")
+    release = Path(str(ctx.request.deployment))
+    # NOTE: the test, another process, creates the file once it has seen the progress.
+    while not release.exists():  # noqa: ASYNC110, ASYNC240 (a file is the cross-process signal)
+        await asyncio.sleep(0.05)
+    return "counted"

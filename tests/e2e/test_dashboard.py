@@ -77,7 +77,7 @@ def test_the_page_loads_with_a_strict_policy_and_no_console_errors(gateway, watc
     page = watched.page
     page.goto(gateway.url + "/")
     expect(page.locator("#schedule-form select[name=fn] option")).to_have_text(
-        ["default_fn", "fails", "hostile", "steady"]
+        ["default_fn", "fails", "hostile", "reports", "steady"]
     )
     expect(page.locator("[data-figure=workers] dd")).to_have_text("1")
     expect(page.locator("#chart svg rect.bar")).not_to_have_count(0)
@@ -114,6 +114,26 @@ def test_the_form_schedules_a_job_and_its_steps_stream_in_in_order_then_done(gat
     expect(folded.locator("pre")).not_to_be_visible()
     folded.locator("summary").click()
     expect(folded.locator("pre")).to_contain_text('"name": "row 39"')
+    clean(watched)
+
+
+def test_a_running_step_shows_its_progress_until_its_result(gateway, watched, tmp_path):
+    release = tmp_path / "release"
+    answer = httpx.post(
+        f"{gateway.url}/schedule",
+        json={"deployment": str(release), "framework": "FastAPI", "fn": "reports"},
+        timeout=10,
+    )
+    page = watched.page
+    page.goto(f"{gateway.url}/#/jobs/{answer.json()['offset']}")
+
+    progress = page.locator("#job-progress")
+    expect(progress).to_have_text("Step 1 running · 40 of 100 · resizing")
+    expect(progress.locator("progress")).to_have_attribute("value", "40")
+    release.touch()
+    expect(page.locator("#job-outcome")).to_have_attribute("data-state", "done")
+    expect(progress).to_be_hidden()
+    assert steps_of(page) == [("0", "result"), ("1", "done")]
     clean(watched)
 
 

@@ -2,11 +2,12 @@
 that no value can be inserted as HTML (the browser tests check the page itself)."""
 
 import re
+from collections.abc import AsyncIterator
 from importlib import resources
 
+import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from jobcast import dashboard
 from jobcast.settings import Settings
@@ -19,40 +20,49 @@ def files(suffix: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def client() -> TestClient:
+async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     app.include_router(dashboard.router(["steady", "default_fn"]))
-    return TestClient(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://jobcast") as client:
+        yield client
 
 
-def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
-    page = client.get("/")
+async def test_the_page_and_its_files_are_served_with_a_strict_policy(client):
+    page = await client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     for name in ["app.js", "style.css", "favicon.svg", *files(".js")]:
-        answer = client.get(f"/dashboard/{name}")
+        answer = await client.get(f"/dashboard/{name}")
         assert answer.status_code == 200, name
         assert answer.headers["x-content-type-options"] == "nosniff"
         policy = answer.headers["content-security-policy"]
         assert policy.startswith("default-src 'self'")
         assert "unsafe" not in policy
-    assert client.get("/dashboard/app.js").headers["content-type"].startswith("text/javascript")
+    script = await client.get("/dashboard/app.js")
+    assert script.headers["content-type"].startswith("text/javascript")
 
 
 @pytest.mark.parametrize(
     "name", ["nope.js", "..%2Froutes.py", "__init__.py", "..%2F..%2Fsettings.py"]
 )
-def test_nothing_but_the_page_files_is_served(client, name):
-    assert client.get(f"/dashboard/{name}").status_code == 404
+async def test_nothing_but_the_page_files_is_served(client, name):
+    assert (await client.get(f"/dashboard/{name}")).status_code == 404
 
 
-def test_pipelines_lists_the_names_sorted(client):
-    assert client.get("/pipelines").json() == ["default_fn", "steady"]
+async def test_pipelines_lists_the_names_sorted(client):
+    assert (await client.get("/pipelines")).json() == ["default_fn", "steady"]
 
 
 def test_the_gateway_offers_the_pipelines_of_its_own_setting():
     settings = Settings(pipelines=["tests.e2e.dashboard_pipelines"])
-    assert dashboard.pipeline_names(settings) == ["default_fn", "fails", "hostile", "steady"]
+    assert dashboard.pipeline_names(settings) == [
+        "default_fn",
+        "fails",
+        "hostile",
+        "reports",
+        "steady",
+    ]
     assert dashboard.pipeline_names(Settings()) == ["default_fn"]
 
 

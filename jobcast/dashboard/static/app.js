@@ -21,6 +21,7 @@ const job = new JobView({
   outcome: $("job-outcome"),
   request: $("job-request"),
   timeline: $("timeline"),
+  progress: $("job-progress"),
   onLive,
 });
 const fleet = new Fleet({ figures: $("figures"), chart: $("chart"), caption: $("chart-caption") });

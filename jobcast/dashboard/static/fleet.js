@@ -60,7 +60,7 @@ export class Fleet {
     const top = Math.max(...perSecond, 0.1);
     const width = WIDTH / Math.max(perSecond.length, 1);
     const bars = perSecond.map((rate, i) => {
-      const height = Math.max((rate / top) * (HEIGHT - 14), rate > 0 ? 1 : 0);
+      const height = Math.max((rate / top) * (HEIGHT - 4), rate > 0 ? 1 : 0);
       const ago = perSecond.length - 1 - i;
       return svg(
         "rect",
@@ -75,10 +75,10 @@ export class Fleet {
         "svg",
         { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": summary, preserveAspectRatio: "none" },
         svg("line", { class: "axis", x1: 0, y1: HEIGHT - 0.5, x2: WIDTH, y2: HEIGHT - 0.5 }),
-        svg("text", { class: "peak", x: 2, y: 10 }, `${top.toFixed(2)}/s`),
-        svg("text", { class: "peak", x: WIDTH - 2, y: 10, "text-anchor": "end" }, "now"),
         ...bars,
       ),
+      // NOTE: the labels are HTML beside the drawing, which stretches to the panel's width.
+      el("div", { class: "chart-scale" }, el("span", {}, `${minutes} min ago`), el("span", {}, `top ${top.toFixed(2)}/s`), el("span", {}, "now")),
     );
     this.caption.textContent = `Completed jobs per second, last ${minutes} minutes (one bar a minute; now ${latest.toFixed(2)}/s)`;
   }

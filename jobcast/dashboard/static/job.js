@@ -6,8 +6,9 @@ import { clear, el } from "./dom.js";
 import { between, firstLine, isLong, seconds, stateLabel, valueText } from "./format.js";
 
 export class JobView {
-  constructor({ title, outcome, request, timeline, onLive }) {
+  constructor({ title, outcome, request, timeline, progress, onLive }) {
     this.title = title;
+    this.progress = progress;
     this.outcome = outcome;
     this.request = request;
     this.timeline = timeline;
@@ -24,6 +25,7 @@ export class JobView {
     this.previousAt = null;
     clear(this.timeline);
     clear(this.request);
+    this.progress.hidden = true;
     this.title.textContent = `Job #${offset}`;
     this.showOutcome("queued", "waiting for its first step");
     let record;
@@ -39,9 +41,11 @@ export class JobView {
     this.createdAt = record.created_at;
     this.previousAt = record.created_at;
     this.showRequest(record);
-    this.showOutcome(record.state, record.state === "running" ? "steps stream in as they run" : "");
+    this.showOutcome(record.state, waiting(record));
     for (const reply of record.replies) this.add(reply);
-    if (!record.replies.some(isFinal)) this.follow(offset);
+    if (record.replies.some(isFinal)) return;
+    this.follow(offset);
+    if (record.progress) this.showProgress(record.progress.seq, record.progress);
   }
 
   close() {
@@ -62,6 +66,10 @@ export class JobView {
     for (const kind of REPLY_KINDS) {
       stream.addEventListener(kind, (event) => this.add(JSON.parse(event.data)));
     }
+    stream.addEventListener("progress", (event) => {
+      const reply = JSON.parse(event.data);
+      this.showProgress(reply.seq, reply.value);
+    });
     this.stream = stream;
   }
 
@@ -87,6 +95,7 @@ export class JobView {
   add(reply) {
     if (reply.seq <= this.lastSeq) return; // already shown (a resumed stream repeats none)
     this.lastSeq = reply.seq;
+    this.progress.hidden = true;
     const took = this.previousAt ? between(this.previousAt, reply.produced_at) : null;
     this.previousAt = reply.produced_at;
     const text = valueText(reply.value);
@@ -103,6 +112,19 @@ export class JobView {
     if (final) this.finish(reply, text);
   }
 
+  // How far the running step got (a `progress` event, or the record's latest): a line under
+  // the timeline until that step's result arrives.
+  showProgress(seq, value) {
+    if (seq <= this.lastSeq || this.stream === null) return; // old news, or the job has ended
+    const parts = [`Step ${seq + 1} running`];
+    const bar = el("progress", { max: value.total ?? null, value: value.total ? value.current : null });
+    const amount = value.total ? `${value.current} of ${value.total}` : `${value.current}`;
+    parts.push(amount);
+    if (value.message) parts.push(value.message);
+    this.progress.replaceChildren(bar, ` ${parts.join(" · ")}`);
+    this.progress.hidden = false;
+  }
+
   finish(reply, text) {
     this.close();
     this.onLive(null);
@@ -112,6 +134,12 @@ export class JobView {
     if (state === "failed") this.showOutcome(state, `${firstLine(text, 200)} (after ${steps}, ${seconds(total)})`);
     else this.showOutcome(state, `${steps} in ${seconds(total)}`);
   }
+}
+
+function waiting(record) {
+  if (record.state === "running") return "steps stream in as they run";
+  if (record.state === "scheduled" && record.due_at) return `starts at ${new Date(record.due_at).toLocaleString()}`;
+  return "";
 }
 
 function isFinal(reply) {

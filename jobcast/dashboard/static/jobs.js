@@ -161,14 +161,16 @@ export class JobList {
     }
     tr.dataset.offset = String(job.offset);
     tr.dataset.state = job.state;
+    stateCell.dataset.label = "State";
+    // NOTE: data-label names each cell where a narrow screen shows a row as a card.
     tr.replaceChildren(
       el("th", { scope: "row" }, el("a", { href: `#/jobs/${job.offset}` }, `#${job.offset}`)),
-      el("td", { class: "fn" }, job.fn),
+      el("td", { class: "fn", "data-label": "Pipeline" }, job.fn),
       stateCell,
-      el("td", { class: "steps" }, String(job.steps ?? 0)),
-      el("td", { class: "took" }, FINAL_STATES.has(job.state) ? seconds(took) : `${seconds(took)} so far`),
-      el("td", { class: "created" }, clock(job.created_at)),
-      el("td", { class: "tags" }, ...(job.tags ?? []).map((tag) => el("span", { class: "tag" }, tag))),
+      el("td", { class: "steps", "data-label": "Steps" }, String(job.steps ?? 0)),
+      el("td", { class: "took", "data-label": "Took" }, FINAL_STATES.has(job.state) ? seconds(took) : `${seconds(took)} so far`),
+      el("td", { class: "created", "data-label": "Created" }, clock(job.created_at)),
+      el("td", { class: "tags", "data-label": "Tags" }, el("span", {}, ...(job.tags ?? []).map((tag) => el("span", { class: "tag" }, tag)))),
     );
   }
 }
