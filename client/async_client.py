@@ -12,6 +12,7 @@ from client.amqp import AmqpTransport
 from client.follow import merge
 from client.http import HttpTransport
 from contracts import JobAccepted, JobRecord, JobRequest, Reply, UnavailableError
+from contracts.batches import BatchAccepted, BatchRequest
 from contracts.control import CancelAccepted
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,32 @@ class JobcastClient:
         """Schedule a JobRequest (same as `schedule`, for callers that hold one)."""
         transport = self.amqp or self.http
         return await transport.schedule(request, idempotency_key)
+
+    async def schedule_many(
+        self,
+        requests: list[JobRequest],
+        *,
+        batch: str | None = None,
+        idempotency_keys: list[str | None] | None = None,
+    ) -> list[int]:
+        """Schedule up to 1,000 jobs at once, all or none (POST /schedule/batch); their offsets
+        in the order of `requests`. With `batch`, every job is tagged `batch:<batch>`; with
+        `idempotency_keys` (one per request, or None), a retry answers the same offsets."""
+        keys = idempotency_keys or [None] * len(requests)
+        if len(keys) != len(requests):
+            raise ValueError("one idempotency key (or None) per request")
+        body = BatchRequest.model_validate(
+            {
+                "jobs": [
+                    {**request.model_dump(), "idempotency_key": key}
+                    for request, key in zip(requests, keys, strict=True)
+                ],
+                "batch": batch,
+            }
+        )
+        transport = self.amqp or self.http
+        accepted: BatchAccepted = await transport.schedule_batch(body)
+        return accepted.offsets
 
     async def cancel(self, offset: int) -> CancelAccepted:
         """Cancel a job: one not started never runs, a running one stops before its next step

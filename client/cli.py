@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from client import jobs_cli
 from client.async_client import DEFAULT_URL, JobcastClient
 from client.errors import GatewayUnreachableError, ScheduleRejectedError
 from client.progress_bar import StepBar
@@ -72,8 +73,16 @@ def submit(
     _run(url, run)
 
 
+StateOption = Annotated[JobState | None, typer.Option("--state", help="Only jobs in this state.")]
+FnOption = Annotated[str | None, typer.Option("--fn", help="Only jobs of this pipeline.")]
+TagOption = Annotated[str | None, typer.Option("--tag", help="Only jobs with this tag.")]
+
+
 def watch(
-    offset: Annotated[int, typer.Argument(min=0, help="The job's offset.")],
+    offset: Annotated[
+        int | None,
+        typer.Argument(min=0, help="The job's offset; without it, follow many (--tag, ...)."),
+    ] = None,
     json: Json = False,
     url: Url = None,
     timeout: Annotated[
@@ -84,9 +93,47 @@ def watch(
             "Default: wait for as long as it takes, through gateway restarts.",
         ),
     ] = None,
+    tag: TagOption = None,
+    fn: FnOption = None,
+    state: StateOption = None,
+    after: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Without an offset: resume after this cursor (0: every reply ever)."
+        ),
+    ] = None,
 ) -> None:
-    """Follow a job: every step so far, then each new one live, until it is done or failed."""
+    """Follow a job: every step so far, then each new one live, until it is done or failed.
+    Without an offset: every reply of every job matching --tag/--fn/--state, live, until
+    Ctrl-C."""
+    if offset is None:
+
+        async def many(client: JobcastClient) -> Exit:
+            await jobs_cli.watch_many(
+                client, state=state, fn=fn, tag=tag, after=after, as_json=json
+            )
+            return Exit.DONE
+
+        _run(url, many)
+        return
     _run(url, lambda client: _follow(client, offset, json, timeout))
+
+
+def ls(
+    tag: TagOption = None,
+    fn: FnOption = None,
+    state: StateOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many jobs.")] = 20,
+    json: Json = False,
+    url: Url = None,
+) -> None:
+    """List jobs, newest first, with their state, steps and duration."""
+
+    async def run(client: JobcastClient) -> Exit:
+        await jobs_cli.list_jobs(client, state=state, fn=fn, tag=tag, limit=limit, as_json=json)
+        return Exit.DONE
+
+    _run(url, run)
 
 
 def status(
@@ -207,6 +254,8 @@ def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -
         code = _fail(Exit.REFUSED, f"refused: {exc}")
     except TimeoutError as exc:
         code = _fail(Exit.TIMED_OUT, str(exc))
+    except ValueError as exc:  # the gateway refused a filter (422)
+        code = _fail(Exit.REFUSED, str(exc))
     except KeyboardInterrupt:
         code = Exit.FAILED
     raise typer.Exit(int(code))

@@ -134,6 +134,7 @@ def worker() -> None:
 app.command()(client_cli.submit)
 app.command()(client_cli.watch)
 app.command()(client_cli.status)
+app.command()(client_cli.ls)
 app.command()(client_cli.cancel)
 
 
