@@ -3,17 +3,20 @@ carries the messages: the queues its processes consume are the ones it documents
 
 import asyncio
 
+from contracts.topology import CONTROL_QUEUE_PREFIX
 from harness.broker import Vhost, rabbitmqctl
 from jobcast.asyncapi import document
 from tests.support.waiting import eventually
 
 
 def _consumed(vhost: Vhost) -> set[str]:
-    """The queues of `vhost` that have a consumer, as RabbitMQ lists them."""
+    """The queues of `vhost` that have a consumer, as RabbitMQ lists them (a worker's own
+    control queue as `jobcast.control.*`)."""
     out = rabbitmqctl(
         "list_consumers", "-p", vhost.name, "queue_name", "--quiet", "--no-table-headers"
     )
-    return {line.strip() for line in out.splitlines() if line.strip()}
+    names = {line.strip() for line in out.splitlines() if line.strip()}
+    return {f"{CONTROL_QUEUE_PREFIX}*" if n.startswith(CONTROL_QUEUE_PREFIX) else n for n in names}
 
 
 def _documented_receiving() -> set[str]:
@@ -23,7 +26,11 @@ def _documented_receiving() -> set[str]:
         for op in doc["operations"].values()
         if op["action"] == "receive"
     ]
-    return {channel["bindings"]["amqp"]["queue"]["name"] for channel in channels}
+    # NOTE: received on an exchange (jobcast.control): each worker consumes a queue of its own
+    return {
+        amqp["queue"]["name"] if "queue" in amqp else f"{amqp['exchange']['name']}.*"
+        for amqp in (channel["bindings"]["amqp"] for channel in channels)
+    }
 
 
 async def test_a_running_jobcast_consumes_exactly_the_queues_it_documents(
@@ -37,4 +44,11 @@ async def test_a_running_jobcast_consumes_exactly_the_queues_it_documents(
         until=lambda found: found == documented,
         what="the documented queues consumed",
     )
-    assert consumed == {"jobcast.jobs", "jobcast.schedule", "jobcast.ledger", "jobcast.progress"}
+    assert consumed == {
+        "jobcast.jobs",
+        "jobcast.schedule",
+        "jobcast.ledger",
+        "jobcast.progress",
+        "jobcast.cancel",
+        "jobcast.control.*",
+    }
