@@ -5,7 +5,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import aio_pika
+import aio_pika.abc
 import httpx
+import orjson
 import pytest
 
 from client import JobcastClient
@@ -195,3 +198,40 @@ async def test_cancel_over_amqp_and_from_the_command_line(spawn, env, gateway, a
 
     assert (cli(offset).returncode, cli(done).returncode, cli(999).returncode) == (0, 2, 4)
     assert "already ended" in cli(done).stderr
+
+
+async def test_forged_and_broken_cancels_change_nothing(spawn, env, gateway, amqp_url):
+    start_worker(spawn, {**env, "JOBCAST_WORKER_CONCURRENCY": "2"})
+    connection = await aio_pika.connect_robust(amqp_url)
+    async with connection, httpx.AsyncClient(base_url=gateway.url) as http:
+        kept, marker = [await schedule(http, PATIENT) for _ in range(2)]
+        for offset in (kept, marker):
+            await started(env, offset, 1)
+        channel = await connection.channel()
+        control = await channel.get_exchange("jobcast.control")
+        forged = orjson.dumps({"offset": kept})
+        await control.publish(aio_pika.Message(forged), routing_key="")
+        await control.publish(
+            aio_pika.Message(forged, headers={"x-jobcast-signature": "0" * 64}), routing_key=""
+        )
+        answers = await channel.declare_queue(exclusive=True)
+        for body in (b"not json", b'{"offset": -1}', b"x" * 2000):
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, reply_to=answers.name), routing_key="jobcast.cancel"
+            )
+        for _ in range(3):
+            answer = orjson.loads((await _next(answers)).body)
+            assert answer["error"] == "invalid_request", answer
+
+        # the real cancel is announced after the forged ones: once it took effect, they had
+        await http.post(f"/jobs/{marker}/cancel")
+        await ends_with(http, marker, STOPPED_AT_1)
+        record = (await http.get(f"/jobs/{kept}")).json()
+        assert (record["state"], record["cancel_requested"]) == ("running", False)
+        assert await messages(http, kept) == ["step 0 ran"]
+        await http.post(f"/jobs/{kept}/cancel")
+        await ends_with(http, kept, STOPPED_AT_1)
+
+
+async def _next(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
+    return await eventually(lambda: queue.get(fail=False), until=lambda m: m is not None)
