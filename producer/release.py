@@ -40,6 +40,9 @@ class Releaser:
             except UnavailableError as exc:
                 logger.warning("delayed jobs wait: %s", exc)
                 released = 0
+            except Exception:  # a bug of ours: the loop must not die, or no delayed job starts
+                logger.exception("releasing delayed jobs failed; trying again")
+                released = 0
             if released < RELEASE_BATCH:
                 await asyncio.sleep(self._interval)
 
