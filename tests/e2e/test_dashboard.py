@@ -2,7 +2,11 @@
 with test pipelines: what a person opening http://127.0.0.1:8000/ sees and does."""
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +16,7 @@ from harness.processes import JobcastProcess
 from tests.e2e.browser import Watched, chromium
 from tests.e2e.dashboard_pipelines import HOSTILE_MARKUP, HOSTILE_VALUE
 
+ROOT = Path(__file__).parents[2]
 SEEN = 20_000  # ms: how long a step may take to show up on the page
 expect.set_options(timeout=SEEN)
 
@@ -254,3 +259,18 @@ def test_a_narrow_screen_shows_everything_in_one_column(gateway, browser):
         clean(watched)
     finally:
         context.close()
+
+
+def test_make_screenshot_writes_the_picture(tmp_path, amqp_base_url):
+    """`make screenshot`'s command: its own gateway, vhost and jobs, then a PNG."""
+    out = tmp_path / "dashboard.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.screenshot", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "JOBCAST_TEST_AMQP_URL": amqp_base_url},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
