@@ -3,17 +3,20 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from pydantic import JsonValue
 
 from client.amqp import AmqpTransport
+from client.feed import FeedTransport
 from client.follow import merge
 from client.http import HttpTransport
-from contracts import JobAccepted, JobRecord, JobRequest, Reply, UnavailableError
+from contracts import JobAccepted, JobRecord, JobRequest, JobState, Reply, UnavailableError
 from contracts.batches import BatchAccepted, BatchRequest
 from contracts.control import CancelAccepted
+from contracts.listing import JobPage, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class JobcastClient:
         self, url: str = DEFAULT_URL, *, amqp_url: str | None = None, timeout: float = 10.0
     ) -> None:
         self.http = HttpTransport(url, timeout)
+        self.feed = FeedTransport(url, timeout)
         self.amqp = AmqpTransport(amqp_url, timeout) if amqp_url else None
 
     async def __aenter__(self) -> Self:
@@ -50,6 +54,7 @@ class JobcastClient:
     async def close(self) -> None:
         """Close the HTTP client and the AMQP connection."""
         await self.http.close()
+        await self.feed.close()
         if self.amqp is not None:
             await self.amqp.close()
 
@@ -99,6 +104,45 @@ class JobcastClient:
         and ends `cancelled`. JobFinishedError if it ended done or failed; twice is harmless."""
         transport = self.amqp or self.http
         return await transport.cancel(offset)
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | str | None = None,
+        fn: str | None = None,
+        tag: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first (GET /jobs); the page's `next` is the next cursor."""
+        return await self.feed.jobs(
+            state=state, fn=fn, tag=tag, since=since, until=until, limit=limit, cursor=cursor
+        )
+
+    async def stats(self, minutes: int = 15) -> Stats:
+        """Jobs by state, queue depths, workers and throughput (GET /stats)."""
+        return await self.feed.stats(minutes)
+
+    def follow_many(
+        self,
+        *,
+        state: JobState | str | None = None,
+        fn: str | None = None,
+        tag: str | None = None,
+        after: int | None = None,
+    ) -> AsyncIterator[tuple[int, Reply]]:
+        """Every reply of every matching job as `(cursor, reply)`, live, for as long as you
+        iterate (GET /jobs/stream)::
+
+            async for cursor, reply in jobs.follow_many(tag="nightly"):
+                print(reply.offset, reply.seq, reply.value)
+
+        `after`: a cursor it gave before, to resume there (0: from the first reply ever;
+        None: from now). Drops and gateway restarts are waited out and resumed from the
+        last cursor: no reply is missed or repeated."""
+        return self.feed.follow_many(state=state, fn=fn, tag=tag, after=after)
 
     async def status(self, offset: int) -> JobRecord:
         """The job as recorded now: state, request, replies, error."""
