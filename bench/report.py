@@ -2,6 +2,7 @@
 
 from bench.plan import Plan
 from bench.runner import Results, median
+from bench.workloads import BATCH_SIZE
 
 MIB = 2**20
 
@@ -36,6 +37,14 @@ def render(plan: Plan, r: Results) -> str:
         f"{example:.0f} (FastAPI example)",
         _ratio(http, example),
         f"> 1x: {_verdict(http > example)}",
+    )
+    batched = median(r.w1_batches)
+    row(
+        f"W1 over HTTP in batches of {BATCH_SIZE}, jobs/s",
+        f"{batched:.0f}",
+        f"{http:.0f} (jobcast, one per POST /schedule)",
+        _ratio(batched, http),
+        "",
     )
     for label, attr in (("first result", "first"), ("done", "done")):
         for pct in ("p50", "p99"):
@@ -122,6 +131,7 @@ def render(plan: Plan, r: Results) -> str:
                 ("W1 AMQP jobcast", r.w1_amqp["jobcast"]),
                 ("aio-pika", r.w1_amqp["pika"]),
                 ("W1 HTTP jobcast", r.w1_http["jobcast"]),
+                (f"in batches of {BATCH_SIZE}", r.w1_batches),
                 ("FastAPI example", r.w1_http["example"]),
             )
         )

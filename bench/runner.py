@@ -25,6 +25,7 @@ class Results:
     seconds: float = 0.0
     w1_amqp: dict[str, list[float]] = field(default_factory=lambda: {"jobcast": [], "pika": []})
     w1_http: dict[str, list[float]] = field(default_factory=lambda: {"jobcast": [], "example": []})
+    w1_batches: list[float] = field(default_factory=list)
     w2: dict[str, list[w.Latency]] = field(default_factory=lambda: {"jobcast": [], "pika": []})
     w3: dict[str, float] = field(default_factory=dict)
     memory: w.Memory | None = None
@@ -104,6 +105,11 @@ async def _phases(
         results.w1_http["example"].append(example_rate)
         results.w1_http["jobcast"].append(jobcast_rate)
         log(f"W1 HTTP rep {rep + 1}: example {example_rate:.0f}/s, jobcast {jobcast_rate:.0f}/s")
+        batch_rate = await w.w1_http_batches(
+            jobcast.http_url, jobcast.done_count, plan.w1_http_jobs
+        )
+        results.w1_batches.append(batch_rate)
+        log(f"W1 HTTP in batches of {w.BATCH_SIZE} rep {rep + 1}: jobcast {batch_rate:.0f}/s")
     for rep in range(plan.repetitions):
         pika_latency = await w.w2_pika(pika, plan.w2_jobs, pika_offset)
         pika_offset += plan.w2_jobs

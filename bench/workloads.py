@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import httpx
 import orjson
 
 from bench.clients import JOB, AmqpSubmitter, http_client, post_all
@@ -75,6 +76,32 @@ async def w1_http(base_url: str, done_count: Callable[[], int], n: int) -> float
     """W1 over HTTP: POST /schedule n times; until every job is done."""
     async with http_client(base_url) as http:
         return await _throughput(post_all(http, n), done_count, n, 60 + n / 50)
+
+
+BATCH_SIZE = 100
+BATCH_WINDOW = 4
+"""Batches in flight at once: enough to overlap the ledger write of one with the publishes of
+another, as a few callers would."""
+
+
+async def w1_http_batches(base_url: str, done_count: Callable[[], int], n: int) -> float:
+    """W1 over HTTP in batches: POST /schedule/batch with BATCH_SIZE jobs each, BATCH_WINDOW
+    at a time; until every job is done."""
+    sizes = [min(BATCH_SIZE, n - first) for first in range(0, n, BATCH_SIZE)]
+    slots = asyncio.Semaphore(BATCH_WINDOW)
+
+    async def post(http: httpx.AsyncClient, size: int) -> None:
+        async with slots:
+            answer = await http.post("/schedule/batch", json={"jobs": [JOB] * size})
+            answer.raise_for_status()
+            if len(answer.json()["offsets"]) != size:
+                raise RuntimeError(f"a batch of {size} answered {answer.text[:200]}")
+
+    async def post_batches(http: httpx.AsyncClient) -> None:
+        await asyncio.gather(*(post(http, size) for size in sizes))
+
+    async with http_client(base_url) as http:
+        return await _throughput(post_batches(http), done_count, n, 60 + n / 50)
 
 
 @dataclass

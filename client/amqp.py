@@ -21,6 +21,7 @@ from contracts import (
     ScheduleRejected,
     UnknownOffsetError,
 )
+from contracts.batches import BatchAccepted, BatchRequest
 from contracts.control import (
     CancelAccepted,
     CancelRejected,
@@ -28,6 +29,7 @@ from contracts.control import (
     JobFinishedError,
 )
 from contracts.topology import (
+    BATCH_QUEUE,
     CANCEL_QUEUE,
     DIRECT_REPLY_TO,
     REPLIES_EXCHANGE,
@@ -81,6 +83,14 @@ class AmqpTransport:
         body = request.model_dump_json().encode()
         answer = await self._ask(SCHEDULE_QUEUE, body, idempotency_key or uuid.uuid4().hex)
         return _accepted(answer)
+
+    async def schedule_batch(self, batch: BatchRequest) -> BatchAccepted:
+        """Publish the batch on jobcast.schedule.batch and wait for its offsets."""
+        answer = await self._ask(BATCH_QUEUE, batch.model_dump_json().encode(), uuid.uuid4().hex)
+        if b'"offsets"' in answer:
+            return BatchAccepted.model_validate_json(answer)
+        rejected = ScheduleRejected.model_validate_json(answer)
+        raise ScheduleRejectedError(rejected.error, rejected.detail)
 
     async def cancel(self, offset: int) -> CancelAccepted:
         """Publish a CancelRequest on jobcast.cancel and wait for its answer."""

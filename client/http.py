@@ -21,6 +21,7 @@ from contracts import (
     UnavailableError,
     UnknownOffsetError,
 )
+from contracts.batches import BatchAccepted, BatchRequest
 from contracts.control import CancelAccepted, JobFinishedError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,19 @@ class HttpTransport:
             raise ScheduleRejectedError(_rejection(answer.status_code), _detail(answer))
         _raise_for_status(answer)
         return JobAccepted.model_validate_json(answer.content)
+
+    async def schedule_batch(self, batch: BatchRequest) -> BatchAccepted:
+        """POST /schedule/batch."""
+        answer = await self._send(
+            "POST",
+            "/schedule/batch",
+            content=batch.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
+        if answer.status_code in (409, 413, 422):
+            raise ScheduleRejectedError(_rejection(answer.status_code), _detail(answer))
+        _raise_for_status(answer)
+        return BatchAccepted.model_validate_json(answer.content)
 
     async def cancel(self, offset: int) -> CancelAccepted:
         """POST /jobs/{offset}/cancel."""

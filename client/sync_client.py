@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import JsonValue
 
 from client.async_client import DEFAULT_URL, JobcastClient
-from contracts import JobRecord, Reply
+from contracts import JobRecord, JobRequest, Reply
 from contracts.control import CancelAccepted
 
 
@@ -44,6 +44,18 @@ class SyncJobcastClient:
             self._client.schedule(
                 fn=fn, deployment=deployment, framework=framework, idempotency_key=idempotency_key
             )
+        )
+
+    def schedule_many(
+        self,
+        requests: list[JobRequest],
+        *,
+        batch: str | None = None,
+        idempotency_keys: list[str | None] | None = None,
+    ) -> list[int]:
+        """Schedule up to 1,000 jobs at once, all or none (see JobcastClient.schedule_many)."""
+        return self._runner.run(
+            self._client.schedule_many(requests, batch=batch, idempotency_keys=idempotency_keys)
         )
 
     def cancel(self, offset: int) -> CancelAccepted:

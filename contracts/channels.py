@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from contracts.batches import BatchAccepted, BatchRequest
 from contracts.control import CancelAccepted, CancelJob, CancelRejected, CancelRequest
 from contracts.messages import (
     Job,
@@ -22,6 +23,7 @@ from contracts.messages import (
     ScheduleRejected,
 )
 from contracts.topology import (
+    BATCH_QUEUE,
     CANCEL_QUEUE,
     CONTROL_EXCHANGE,
     DEAD_LETTER_BODY_LIMIT,
@@ -79,6 +81,14 @@ OPERATIONS = (
         (JobRequest,),
         "Gateways schedule each request, as POST /schedule does.",
         answers=(JobAccepted, ScheduleRejected),
+    ),
+    Operation(
+        "receive",
+        BATCH_QUEUE,
+        (BatchRequest,),
+        "Gateways schedule each batch, as POST /schedule/batch does: one ledger transaction, "
+        "one burst of confirmed publishes, all or nothing.",
+        answers=(BatchAccepted, ScheduleRejected),
     ),
     Operation(
         "send",

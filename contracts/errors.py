@@ -4,6 +4,8 @@ Plain code raises these; the HTTP and broker edges map them (see the README's er
 
     JobcastError
     ├── UnknownOffsetError        the offset was never handed out            HTTP 404
+    │   └── OffsetExpiredError    its job was purged (retention, DELETE)     HTTP 410
+    ├── JobNotFinishedError       DELETE of a job that has not ended         HTTP 409
     ├── IdempotencyConflictError  a key was reused for another request       HTTP 409
     ├── InvalidMessageError       a message is not JSON or not the schema    dead-lettered at once
     ├── LedgerRejectedError       the database refused this one write        dead-lettered at once
@@ -40,6 +42,22 @@ class UnknownOffsetError(JobcastError):
 
     def __init__(self, offset: int) -> None:
         super().__init__(f"offset {offset} was never handed out")
+        self.offset = offset
+
+
+class OffsetExpiredError(UnknownOffsetError):
+    """The offset was handed out, but its job was purged (JOBCAST_RETENTION or DELETE)."""
+
+    def __init__(self, offset: int) -> None:
+        JobcastError.__init__(self, f"offset {offset} expired: its job was purged")
+        self.offset = offset
+
+
+class JobNotFinishedError(JobcastError):
+    """Only a finished job can be deleted."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"job {offset} has not finished; only a finished job can be deleted")
         self.offset = offset
 
 

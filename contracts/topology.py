@@ -125,6 +125,14 @@ SCHEDULE_QUEUE = Queue(
     "idempotency key, and with reply_to and correlation_id the answer comes back.",
 )
 
+BATCH_QUEUE = Queue(
+    "jobcast.schedule.batch",
+    _dead_lettered(),
+    description="Submit a BatchRequest here over AMQP, as to POST /schedule/batch: up to 1000 "
+    "jobs, all scheduled or none, each with its own idempotency_key; with reply_to and "
+    "correlation_id the offsets come back, in order.",
+)
+
 REPLY_KEY_ALL = "reply.*"
 
 CONTROL_QUEUE_PREFIX = "jobcast.control."
@@ -162,6 +170,7 @@ CONTROL_EXCHANGE = Exchange(
 ALL_QUEUES = (
     JOBS_QUEUE,
     SCHEDULE_QUEUE,
+    BATCH_QUEUE,
     LEDGER_QUEUE,
     DEAD_QUEUE,
     PROGRESS_QUEUE,

@@ -9,7 +9,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from contracts.topology import CANCEL_QUEUE, LEDGER_QUEUE, PROGRESS_QUEUE, SCHEDULE_QUEUE
+from contracts.topology import (
+    BATCH_QUEUE,
+    CANCEL_QUEUE,
+    LEDGER_QUEUE,
+    PROGRESS_QUEUE,
+    SCHEDULE_QUEUE,
+)
 from jobcast import asyncapi, dashboard
 from jobcast.bootstrap import (
     Attach,
@@ -27,6 +33,7 @@ from jobcast.steering import ControlAnnouncer
 from ledger import Ledger, open_ledger
 from ledger.notifications import ReplyListener
 from ledger.postgres import PostgresLedger
+from ledger.retention import Purger
 from messaging.dead_letters import dead_letters_via
 from messaging.publishing import ConfirmedChannel
 from messaging.queue_figures import QueueCounter
@@ -35,6 +42,10 @@ from observability.hooks import Hooks
 from observability.metrics import Metrics
 from observability.tracing import setup_tracing
 from producer import http as producer_http
+from producer.batch_http import BATCH_PATH
+from producer.batch_http import router as batch_router
+from producer.batch_intake import BatchIntake
+from producer.batches import BatchScheduler
 from producer.cancel_intake import CancelIntake
 from producer.cancelling import Canceller
 from producer.intake import Intake
@@ -47,6 +58,7 @@ from query.listing import Listing
 from query.progress_responder import query_router
 from query.recorder import ReplyRecorder
 from query.results import Results
+from query.retention_http import router as retention_router
 from query.wakeups import ReplyHub
 
 logger = logging.getLogger(__name__)
@@ -70,6 +82,8 @@ class Gateway:
         )
         self.jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
         self.scheduler = Scheduler(ledger, hooks.scheduled(self.jobs))
+        self.batches = BatchScheduler(ledger, hooks.scheduled(self.jobs))
+        self.purger = Purger(ledger, settings.retention) if settings.retention else None
         self.releaser = Releaser(ledger, hooks.scheduled(self.jobs))
         self.announcer = ControlAnnouncer(
             ConfirmedChannel(around=hooks.publishing), signing, settings.publish_timeout_seconds
@@ -79,6 +93,11 @@ class Gateway:
             self.canceller,
             hooks.dead_letters(CANCEL_QUEUE, dead_letters_via(broker, CANCEL_QUEUE)),
             around=hooks.consuming(CANCEL_QUEUE),
+        )
+        self.batch_intake = BatchIntake(
+            self.batches,
+            hooks.dead_letters(BATCH_QUEUE, dead_letters_via(broker, BATCH_QUEUE)),
+            around=hooks.consuming(BATCH_QUEUE),
         )
         self.intake = Intake(
             self.scheduler,
@@ -119,6 +138,9 @@ class Gateway:
             stack.callback(self.hooks.tracing.shutdown)
             await self.ledger.open()
             stack.push_async_callback(self.ledger.close)
+            if self.purger is not None:
+                self.purger.start()
+                stack.push_async_callback(self.purger.stop)
             if self.listener is not None:
                 self.listener.start()
                 stack.push_async_callback(self.listener.stop)
@@ -138,6 +160,7 @@ class Gateway:
                 self.announcer.start,
                 self.cancel_intake.start,
                 self.intake.start,
+                self.batch_intake.start,
                 self.queues.start,
             ]
             if self.worker is not None:
@@ -159,6 +182,7 @@ class Gateway:
         # Under `serve` the worker has usually drained already, while HTTP still answered.
         await asyncio.gather(
             self.intake.stop(timeout=self._grace),
+            self.batch_intake.stop(timeout=self._grace),
             self.cancel_intake.stop(timeout=self._grace),
             self.drain(),
         )
@@ -175,13 +199,19 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         # NOTE: tracing outermost, so every log line and count sits inside the request's span.
         middleware=[
             *gateway.hooks.tracing.http_middleware(),
-            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.max_body_bytes,
+                per_path={BATCH_PATH: settings.max_batch_body_bytes},
+            ),
         ],
     )
     app.include_router(producer_http.router(gateway.scheduler, gateway.canceller))
     # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
     app.include_router(listing_http.router(gateway.listing))
+    app.include_router(batch_router(gateway.batches))
     app.include_router(query_http.router(gateway.results))
+    app.include_router(retention_router(gateway.ledger))
     app.include_router(query_sse.router(gateway.results))
     app.include_router(asyncapi.router)
     app.include_router(dashboard.router(dashboard.pipeline_names(settings)))
@@ -201,6 +231,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.broker = gateway.broker
     app.state.ledger = gateway.ledger
     app.state.scheduler = gateway.scheduler
+    app.state.batches = gateway.batches
     app.state.results = gateway.results
     return app
 

@@ -1,11 +1,14 @@
 """Every setting of every jobcast process, from the environment (prefix JOBCAST_)."""
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.batches import MAX_BATCH_BYTES
 from contracts.topology import DELIVERY_LIMIT
+from ledger.retention import parse_duration
 
 
 class Settings(BaseSettings):
@@ -62,6 +65,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         65536, ge=1, description="Largest HTTP request body; larger ones get 413."
     )
+    max_batch_body_bytes: int = Field(
+        1_048_576,
+        ge=1,
+        le=MAX_BATCH_BYTES,
+        description="Largest body of POST /schedule/batch (at most 8 MiB); larger ones get 413.",
+    )
+    retention: timedelta | None = Field(
+        None,
+        description="Finished jobs older than this are purged in the background (7d, 12h, 30m, "
+        "90s or seconds); their offsets answer 410. Unset: kept for ever.",
+    )
     http_max_header_bytes: int = Field(
         16384,
         ge=1024,
@@ -99,6 +113,13 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         False, description="Log every HTTP request (uvicorn's access log): one line per request."
     )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value) if value.strip() else None
+        return value
 
     @field_validator("pipelines", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ from contracts import (
 from contracts.errors import LedgerRejectedError
 from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW
+from ledger import postgres_lifecycle as lifecycle
+from ledger.batches import BatchItems
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
 from ledger.progress import POSTGRES_SCHEMA as PROGRESS_SCHEMA
@@ -178,6 +180,7 @@ class PostgresLedger:
             ):
                 await conn.execute(MIGRATION)
             await conn.execute(SCHEMA)
+            await conn.execute(lifecycle.SCHEMA)
             await conn.execute(PROGRESS_SCHEMA)
             await conn.execute(LISTING_SCHEMA)
             await conn.execute(STEERING_SCHEMA)
@@ -317,7 +320,7 @@ class PostgresLedger:
                 after_seq,
             )
             if not rows and not await _job_exists(conn, offset):
-                raise UnknownOffsetError(offset)
+                raise await lifecycle.missing(conn, offset)
         return [reply_from_row(offset, row) for row in rows]
 
     async def job(self, offset: int) -> JobRecord:
@@ -327,7 +330,7 @@ class PostgresLedger:
                 offset,
             )
             if row is None:
-                raise UnknownOffsetError(offset)
+                raise await lifecycle.missing(conn, offset)
             rows = await conn.fetch(
                 f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1"
                 f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')} ORDER BY seq",
@@ -378,6 +381,40 @@ class PostgresLedger:
                 since,
             )
         return counts, completed_series([(r[0], r[1]) for r in buckets], minutes)
+
+    # -- batches and retention (ledger/postgres_lifecycle.py) ------------------------------
+
+    async def create_jobs(
+        self, items: BatchItems, due: Sequence[datetime | None]
+    ) -> list[tuple[int, bool]]:
+        # NOTE: one transaction for the batch. Two batches racing for one new key: the loser's
+        # INSERT fails on the key's uniqueness, and it tries again, now seeing the winner's job.
+        for attempt in range(3):
+            try:
+                async with self._connection() as conn, conn.transaction():
+                    return await lifecycle.create_jobs(conn, items, due)
+            except asyncpg.UniqueViolationError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def discard_jobs(self, offsets: Sequence[int]) -> None:
+        async with self._connection() as conn:
+            await lifecycle.discard_jobs(conn, offsets)
+
+    async def delete_job(self, offset: int) -> None:
+        async with self._connection() as conn, conn.transaction():
+            await lifecycle.delete_job(conn, offset)
+
+    async def purge_finished(self, before: datetime, limit: int) -> int | None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                return await lifecycle.purge_finished(conn, before, limit)
+        except _TRANSIENT as exc:
+            raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+    async def reclaim_space(self) -> None:
+        """Nothing to do: autovacuum makes the space of deleted rows reusable."""
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

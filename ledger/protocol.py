@@ -6,6 +6,7 @@ from typing import Protocol
 
 from contracts import JobRecord, JobRequest, JobState, Reply
 from contracts.listing import JobFilter, JobRow
+from ledger.batches import BatchItems
 from ledger.rules import CancelOutcome, StoreOutcome
 
 
@@ -62,6 +63,30 @@ class Ledger(Protocol):
     async def job(self, offset: int) -> JobRecord:
         """The whole job (replies as in `replies`, the state they make); UnknownOffsetError
         if the offset was never handed out."""
+
+    async def create_jobs(
+        self, items: BatchItems, due: Sequence[datetime | None]
+    ) -> list[tuple[int, bool]]:
+        """Record a batch in one transaction: `(offset, created)` per item, in order (a key
+        used before for the same request: its earlier offset, not created). A job with a `due`
+        time waits, scheduled. IdempotencyConflictError, and nothing recorded, when a key was
+        used for another request."""
+
+    async def discard_jobs(self, offsets: Sequence[int]) -> None:
+        """Forget jobs that never reached the broker, as discard_job does, in one write."""
+
+    async def delete_job(self, offset: int) -> None:
+        """Delete a finished job's request and results now; its offset answers as purged.
+        JobNotFinishedError while it has not ended; UnknownOffsetError (OffsetExpiredError
+        when already purged) for no such job."""
+
+    async def purge_finished(self, before: datetime, limit: int) -> int | None:
+        """Delete up to `limit` jobs that ended before `before`, in one transaction, and
+        remember their offsets as purged; how many. None when another gateway is purging."""
+
+    async def reclaim_space(self) -> None:
+        """Hand the space purged jobs took back to the file system, where the database needs
+        telling (SQLite); in small steps."""
 
     async def progress(self, offset: int) -> Reply | None:
         """The job's latest `progress` reply kept (ledger/progress.py); None if none."""

@@ -19,9 +19,11 @@ from contracts import (
     ReplyKind,
     UnknownOffsetError,
 )
-from contracts.errors import LedgerRejectedError
+from contracts.errors import JobNotFinishedError, LedgerRejectedError
 from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW, utcnow
+from ledger import sqlite_lifecycle as lifecycle
+from ledger.batches import BatchItems
 from ledger.listing import (
     completed_series,
     feed_item,
@@ -259,7 +261,7 @@ class SqliteLedger:
                 (offset, after_seq, offset),
             ).fetchall()
             if not rows and not _job_exists(conn, offset):
-                raise UnknownOffsetError(offset)
+                raise lifecycle.missing(conn, offset)
             return [reply_from_row(offset, row) for row in rows]
 
         return await self._read(op)
@@ -271,7 +273,7 @@ class SqliteLedger:
                 (offset,),
             ).fetchone()
             if row is None:
-                raise UnknownOffsetError(offset)
+                raise lifecycle.missing(conn, offset)
             rows = conn.execute(
                 f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ?"
                 f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')} ORDER BY seq",
@@ -320,6 +322,28 @@ class SqliteLedger:
             return counts, completed_series(buckets, minutes)
 
         return await self._read(op)
+
+    # -- batches and retention (ledger/sqlite_lifecycle.py) --------------------------------
+
+    async def create_jobs(
+        self, items: BatchItems, due: Sequence[datetime | None]
+    ) -> list[tuple[int, bool]]:
+        return await self._write(lifecycle.create_jobs(items, due))  # type: ignore[no-any-return]
+
+    async def discard_jobs(self, offsets: Sequence[int]) -> None:
+        await self._write(lifecycle.discard_jobs(offsets))
+
+    async def delete_job(self, offset: int) -> None:
+        await self._write(lifecycle.delete_job(offset))
+
+    async def purge_finished(self, before: datetime, limit: int) -> int | None:
+        return await self._write(lifecycle.purge_finished(before, limit))  # type: ignore[no-any-return]
+
+    async def reclaim_space(self) -> None:
+        # NOTE: a few MiB per write, so the writer is never held long; SQLite hands pages
+        # back only with auto_vacuum=INCREMENTAL (a new ledger; see docs/operating.md).
+        while await self._write(lifecycle.reclaim):
+            pass
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -391,7 +415,7 @@ def _run(op: Op, conn: sqlite3.Connection) -> Any:
     """Run one write; the domain errors it raises are its result, not the batch's."""
     try:
         return op(conn)
-    except (UnknownOffsetError, IdempotencyConflictError) as exc:
+    except (UnknownOffsetError, IdempotencyConflictError, JobNotFinishedError) as exc:
         return exc
 
 
@@ -404,6 +428,9 @@ def _is_outage(exc: BaseException) -> bool:
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level="DEFERRED", check_same_thread=False, timeout=30)
+    # NOTE: takes effect only in a new file (before its first table): purged pages can then
+    # be handed back to the file system (PRAGMA incremental_vacuum, after each purge).
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     # NOTE: FULL syncs the WAL on every commit, so a committed reply survives a power cut,
     # not just a crash; group commit keeps the cost to one fsync per batch.
@@ -452,6 +479,7 @@ def _feed(conn: sqlite3.Connection, offsets: set[int] | None) -> None:
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    conn.executescript(lifecycle.SCHEMA)
     conn.executescript(PROGRESS_SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "next_seq" not in columns:

@@ -34,6 +34,10 @@ ERRORS = {
         "description": "Offset not found: it was never handed out.",
         "content": {"application/json": {"example": {"detail": "Offset not found"}}},
     },
+    410: {
+        "description": "Offset expired: the job was purged (JOBCAST_RETENTION, DELETE).",
+        "content": {"application/json": {"example": {"detail": "Offset expired"}}},
+    },
     422: {"description": "The offset is not a non-negative integer."},
     503: {"description": "The ledger cannot be read right now."},
 }

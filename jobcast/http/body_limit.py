@@ -1,6 +1,7 @@
 """Refusing oversized request bodies before anything parses them."""
 
 import contextlib
+from collections.abc import Mapping
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,19 +12,24 @@ class BodyTooLargeError(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a body over `max_bytes`, by Content-Length or as it streams."""
+    """ASGI middleware: 413 for a body over `max_bytes` (or the limit `per_path` gives the
+    request's exact path), by Content-Length or as it streams."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         started = too_large = False
@@ -33,7 +39,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     too_large = True
                     raise BodyTooLargeError
             return message
@@ -50,10 +56,10 @@ class BodySizeLimit:
         with contextlib.suppress(BodyTooLargeError):
             await self.app(scope, counting_receive, tracking_send)
         if too_large and not started:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = JSONResponse(
-            {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+            {"detail": f"request body larger than {limit} bytes"}, status_code=413
         )
         await response(scope, receive, send)

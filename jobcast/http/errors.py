@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetError
 from contracts.control import DelayError, JobFinishedError
+from contracts.errors import JobNotFinishedError, OffsetExpiredError
 from jobcast.http.validation import short_errors
 
 _UNDECODABLE_BODY = "There was an error parsing the body"
@@ -19,6 +20,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownOffsetError)
     async def not_found(_: Request, exc: UnknownOffsetError) -> Response:
         return JSONResponse({"detail": "Offset not found"}, status_code=404)
+
+    @app.exception_handler(OffsetExpiredError)
+    async def expired(_: Request, exc: OffsetExpiredError) -> Response:
+        return JSONResponse({"detail": "Offset expired"}, status_code=410)
+
+    @app.exception_handler(JobNotFinishedError)
+    async def not_finished(_: Request, exc: JobNotFinishedError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(IdempotencyConflictError)
     async def conflict(_: Request, exc: IdempotencyConflictError) -> Response:

@@ -8,6 +8,7 @@ from pathlib import Path
 ROWS = (
     "W1 over AMQP",
     "W1 over HTTP",
+    "W1 over HTTP in batches of 100",
     "W2 submit → first result readable, p50",
     "W2 submit → first result readable, p99",
     "W2 submit → done readable, p50",

@@ -47,6 +47,7 @@ async def test_a_running_jobcast_consumes_exactly_the_queues_it_documents(
     assert consumed == {
         "jobcast.jobs",
         "jobcast.schedule",
+        "jobcast.schedule.batch",
         "jobcast.ledger",
         "jobcast.progress",
         "jobcast.cancel",

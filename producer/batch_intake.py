@@ -1,0 +1,97 @@
+"""The AMQP batch intake: BatchRequests on jobcast.schedule.batch, answered like POST
+/schedule/batch (with reply_to: a BatchAccepted, or a ScheduleRejected saying why).
+
+The rules of jobcast.schedule (producer/intake.py), for a whole batch: acked only once every
+job is durable and confirmed; a batch that can never be scheduled (too large, not a
+BatchRequest, an item's key used for another request, a run_at out of bounds) goes to
+jobcast.dead with the reason and the caller hears it; while the ledger is down it waits,
+unacked; while the broker does not confirm, it goes back to the queue, unanswered (no offset of
+it was handed out; with item keys the retry cannot schedule a job twice).
+"""
+
+import logging
+
+import aio_pika
+from pydantic import BaseModel, ValidationError
+
+from contracts import BrokerUnavailableError, IdempotencyConflictError, ScheduleRejected
+from contracts.batches import MAX_BATCH_BYTES, BatchRequest
+from contracts.control import DelayError
+from contracts.errors import DeadLetterReason, describe
+from contracts.topology import BATCH_QUEUE
+from ledger.outages import while_ledger_down
+from messaging.connection import BROKER_FAILURES
+from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
+from producer.batches import BatchScheduler
+
+logger = logging.getLogger(__name__)
+
+BATCH_PREFETCH = 4
+"""Batches the gateway takes at once: each may be up to MAX_BATCH_BYTES, so few."""
+
+
+class BatchIntake(Consumer):
+    """Consumes jobcast.schedule.batch and schedules each batch, all or nothing."""
+
+    def __init__(
+        self,
+        batches: BatchScheduler,
+        dead_letter: DeadLetter,
+        *,
+        prefetch: int = BATCH_PREFETCH,
+        around: AroundConsume = nothing_around,
+    ) -> None:
+        super().__init__(BATCH_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        self._batches = batches
+
+    async def handle(self, message: Message) -> None:
+        """Schedule the batch; with reply_to, answer its offsets (or why not)."""
+        if len(message.body) > MAX_BATCH_BYTES:
+            why = f"too large: a batch of {len(message.body)} bytes, over {MAX_BATCH_BYTES}"
+            await self._refuse(message, DeadLetterReason.TOO_LARGE, "invalid_request", why)
+            return
+        try:
+            batch = BatchRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            why = f"invalid batch: {describe(exc)}"
+            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
+            return
+        try:
+            accepted = await while_ledger_down(self._batches.schedule, batch)
+        except IdempotencyConflictError as exc:
+            reason = DeadLetterReason.IDEMPOTENCY_CONFLICT
+            await self._refuse(message, reason, "idempotency_conflict", str(exc))
+            return
+        except DelayError as exc:
+            await self._refuse(
+                message, DeadLetterReason.INVALID_REQUEST, "invalid_request", str(exc)
+            )
+            return
+        except BrokerUnavailableError:
+            await message.nack(requeue=True)  # again once the broker confirms; no answer
+            return
+        await message.ack()
+        await self._answer(message, accepted)
+
+    async def _refuse(
+        self, message: Message, reason: DeadLetterReason, error: str, detail: str
+    ) -> None:
+        await self.move_to_dead(message, reason, detail)
+        await self._answer(message, ScheduleRejected(error=error, detail=detail))
+
+    async def _answer(self, message: Message, body: BaseModel) -> None:
+        """Answer a request with reply_to; one without it gets nothing."""
+        if not message.reply_to or self._channel is None:
+            return
+        # NOTE: not mandatory, as producer/intake.py explains (RabbitMQ 3.10 and reply-to).
+        answer = aio_pika.Message(
+            body.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self._channel.default_exchange.publish(
+                answer, routing_key=message.reply_to, mandatory=False
+            )
+        except BROKER_FAILURES:
+            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
