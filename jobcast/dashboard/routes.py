@@ -1,5 +1,6 @@
 """GET / (the page), GET /dashboard/{asset} (its scripts and styles), GET /pipelines."""
 
+import logging
 from collections.abc import Sequence
 from importlib import resources
 
@@ -9,6 +10,8 @@ from fastapi.responses import Response
 from consumer.builtin import default_fn
 from consumer.pipelines import load_registry
 from jobcast.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -57,7 +60,17 @@ def pipeline_names(settings: Settings) -> list[str]:
     # NOTE: the gateway imports the same modules a worker would (names only; it runs no
     # step): set JOBCAST_PIPELINES on a gateway as on its workers for the form to offer them.
     builtin = [default_fn(step_seconds=settings.step_seconds)]
-    return load_registry(settings.pipelines, builtin=builtin).names()
+    try:
+        return load_registry(settings.pipelines, builtin=builtin).names()
+    except ImportError as exc:
+        # NOTE: a gateway may lack what its workers' pipelines import; it still serves,
+        # and a worker that cannot import them fails on its own start.
+        logger.warning(
+            "JOBCAST_PIPELINES cannot be imported by this gateway (%s): GET /pipelines lists "
+            "the built-in pipelines only",
+            exc,
+        )
+        return [pipeline.name for pipeline in builtin]
 
 
 def router(pipelines: Sequence[str]) -> APIRouter:

@@ -195,6 +195,22 @@ def test_the_list_updates_live_while_jobs_run(gateway, watched):
     clean(watched)
 
 
+def test_a_job_with_no_reply_yet_shows_in_the_list_too(gateway, watched):
+    page = watched.page
+    page.goto(gateway.url + "/")
+    expect(page.locator("[data-figure=workers] dd")).to_have_text("1")
+    answer = httpx.post(
+        f"{gateway.url}/schedule",
+        json={"deployment": "D", "framework": "F", "fn": "steady", "delay_seconds": 600},
+        timeout=10,
+    )
+    row = page.locator(f"#job-rows tr[data-offset='{answer.json()['offset']}']")
+    # No reply comes for ten minutes: the fleet's figures tell the list there is a new job.
+    expect(row).to_have_attribute("data-state", "scheduled")
+    expect(row).to_contain_text("◷ scheduled")
+    clean(watched)
+
+
 def test_the_list_filters_by_state_and_tag(gateway, watched):
     done = schedule(gateway, "steady", ["blue"])
     failed = schedule(gateway, "fails", ["red"])

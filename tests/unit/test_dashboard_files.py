@@ -66,6 +66,12 @@ def test_the_gateway_offers_the_pipelines_of_its_own_setting():
     assert dashboard.pipeline_names(Settings()) == ["default_fn"]
 
 
+def test_a_gateway_that_cannot_import_the_pipelines_still_lists_the_built_in_ones(caplog):
+    settings = Settings(pipelines=["no_such_module_of_pipelines"])
+    assert dashboard.pipeline_names(settings) == ["default_fn"]
+    assert "no_such_module_of_pipelines" in caplog.text
+
+
 def test_the_page_has_no_inline_script_or_style_and_loads_only_its_own_files():
     html = files(".html")["index.html"]
     assert re.findall(r"<script(?![^>]*\bsrc=)", html) == []

@@ -24,7 +24,15 @@ const job = new JobView({
   progress: $("job-progress"),
   onLive,
 });
-const fleet = new Fleet({ figures: $("figures"), chart: $("chart"), caption: $("chart-caption") });
+// NOTE: a job shows in the feed with its first reply; one still queued (or scheduled for
+// later) shows when the fleet's figures say the number of jobs changed.
+let jobsCounted = null;
+function onStats(stats) {
+  const total = Object.values(stats.counts ?? {}).reduce((sum, count) => sum + count, 0);
+  if (jobsCounted !== null && total !== jobsCounted && !$("jobs").hidden) list.reloadSoon();
+  jobsCounted = total;
+}
+const fleet = new Fleet({ figures: $("figures"), chart: $("chart"), caption: $("chart-caption"), onStats });
 const schedule = new ScheduleForm({ form: $("schedule-form"), error: $("schedule-error"), fnNames: $("fn-names") });
 const filters = $("filters");
 

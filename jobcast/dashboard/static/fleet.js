@@ -10,7 +10,8 @@ const WIDTH = 300;
 const HEIGHT = 80;
 
 export class Fleet {
-  constructor({ figures, chart, caption }) {
+  constructor({ figures, chart, caption, onStats }) {
+    this.onStats = onStats;
     this.figures = figures;
     this.chart = chart;
     this.caption = caption;
@@ -31,6 +32,7 @@ export class Fleet {
 
   async read() {
     const stats = await api.stats();
+    this.onStats(stats);
     this.showFigures(stats);
     this.showChart(stats.completed_per_minute ?? [], stats.minutes);
   }
