@@ -335,6 +335,7 @@ class SqliteLedger:
 
     async def delete_job(self, offset: int) -> None:
         await self._write(lifecycle.delete_job(offset))
+        await self.reclaim_space()
 
     async def purge_finished(self, before: datetime, limit: int) -> int | None:
         return await self._write(lifecycle.purge_finished(before, limit))  # type: ignore[no-any-return]

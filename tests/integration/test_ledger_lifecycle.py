@@ -222,3 +222,22 @@ async def test_on_postgresql_one_gateway_purges_at_a_time(postgres_url):
     finally:
         await other.close()
         await ledger.close()
+
+
+async def test_sqlite_hands_a_deleted_jobs_pages_back_at_once(sqlite_url):
+    path = sqlite_url.removeprefix("sqlite:///")
+    ledger = open_ledger(sqlite_url)
+    await ledger.open()
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies(
+        [Reply(offset=offset, seq=seq, kind="result", value="x" * 3000) for seq in range(200)]
+        + [Reply(offset=offset, seq=200, kind="done", value="done")]
+    )
+    await ledger.delete_job(offset)
+    await ledger.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    assert free == 0
+    assert pages < 40, pages  # 200 replies of 3 KB took ~150 pages
