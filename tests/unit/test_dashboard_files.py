@@ -1,9 +1,12 @@
 """The dashboard's files and routes without a browser: what ships, with which headers, and
 that no value can be inserted as HTML (the browser tests check the page itself)."""
 
+import fnmatch
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from importlib import resources
+from pathlib import Path
 
 import httpx
 import pytest
@@ -89,3 +92,12 @@ def test_the_scripts_never_insert_html():
             assert sink not in source, f"{name} uses {sink}"
         imports = re.findall(r'from "([^"]+)"', source)
         assert all(path.startswith("./") for path in imports), (name, imports)
+
+
+def test_every_file_of_the_page_ships_in_the_package():
+    # NOTE: an editable install reads the source tree; a wheel (the Dockerfile's pip install)
+    # carries only what package-data names.
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["jobcast.dashboard"]
+    for name in (f.name for f in STATIC.iterdir()):
+        assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name
