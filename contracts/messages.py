@@ -136,7 +136,8 @@ class Job(BaseModel):
 
 
 class ReplyKind(StrEnum):
-    """What a reply says: a step's result, the end of the job, or why it failed."""
+    """What a reply says: a step's result, the end of the job, why it failed, or how far the
+    running step got (`progress`)."""
 
     RESULT = "result"
     DONE = "done"
@@ -176,7 +177,9 @@ class Reply(BaseModel):
     """One step's outcome, published on `jobcast.replies` with key `reply.<offset>`.
 
     `(offset, seq)` names a reply uniquely: a subscriber that sees a pair twice
-    (after a redelivery) can drop the copy.
+    (after a redelivery) can drop the copy. Except `progress` (tell it by `kind`): no step but
+    how far the running step (its `seq`) got, as often as a step reports, the newest
+    `produced_at` the latest; never among the job's results and never after its step's result.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -24,8 +24,14 @@ from ledger import postgres_lifecycle as lifecycle
 from ledger.batches import BatchItems
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
+from ledger.progress import (
+    POSTGRES_PROGRESS_AFTER,
+    postgres_row,
+    postgres_store,
+    progress_reply,
+    report,
+)
 from ledger.progress import POSTGRES_SCHEMA as PROGRESS_SCHEMA
-from ledger.progress import postgres_row, postgres_store, progress_reply, report
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -311,11 +317,15 @@ class PostgresLedger:
             ) from exc
         return [outcomes[i] for i in range(len(replies))]
 
-    async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
+    async def replies(
+        self, offset: int, after_seq: int = -1, *, with_progress: bool = False
+    ) -> list[Reply]:
+        tail = POSTGRES_PROGRESS_AFTER if with_progress else ""
         async with self._connection() as conn:
             rows = await conn.fetch(
                 f"SELECT {REPLY_COLUMNS} FROM jobcast_replies WHERE job_id = $1 AND seq > $2"
-                f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')} ORDER BY seq",
+                f" AND {PREFIX_REPLIES.format(jobs='jobcast_jobs', offset='$1')}{tail}"
+                " ORDER BY seq",
                 offset,
                 after_seq,
             )

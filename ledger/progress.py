@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS jobcast_job_progress (
 );
 """
 
+# NOTE: appended to a follower's read of the replies (Ledger.replies with_progress), so one
+# statement, one snapshot, gives both: a tick never looks newer than the results beside it.
+SQLITE_PROGRESS_AFTER = (
+    " UNION ALL SELECT seq, 'progress', value, produced_at FROM job_progress"
+    " WHERE job_id = ? AND seq > ?"
+)
+POSTGRES_PROGRESS_AFTER = (
+    " UNION ALL SELECT seq, 'progress', value, produced_at FROM jobcast_job_progress"
+    " WHERE job_id = $1 AND seq > $2"
+)
+
 NOTIFY_CHANNEL = "jobcast_replies"
 """The channel stored replies ring on (ledger/notifications.py): a kept progress rings it too,
 so followers on every gateway read it."""

@@ -55,10 +55,13 @@ class Ledger(Protocol):
         job (ledger.rules); outcomes in the same order. LedgerRejectedError if the database
         refused one of them (nothing of the batch is stored then)."""
 
-    async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
+    async def replies(
+        self, offset: int, after_seq: int = -1, *, with_progress: bool = False
+    ) -> list[Reply]:
         """The job's replies with seq > after_seq, in order, up to its first missing seq (a
         reply recorded ahead of one still on its way is not shown yet); UnknownOffsetError
-        for an offset never handed out."""
+        for an offset never handed out. `with_progress`: and the job's kept `progress` reply
+        if its seq > after_seq, read in the same statement (a follower's one read)."""
 
     async def job(self, offset: int) -> JobRecord:
         """The whole job (replies as in `replies`, the state they make); UnknownOffsetError

@@ -32,8 +32,14 @@ from ledger.listing import (
     row_from_db,
     utc_text,
 )
+from ledger.progress import (
+    SQLITE_PROGRESS_AFTER,
+    progress_reply,
+    report,
+    sqlite_row,
+    sqlite_store,
+)
 from ledger.progress import SQLITE_SCHEMA as PROGRESS_SCHEMA
-from ledger.progress import progress_reply, report, sqlite_row, sqlite_store
 from ledger.rows import (
     BOOKKEEPING_COLUMNS,
     JOB_COLUMNS,
@@ -253,12 +259,16 @@ class SqliteLedger:
         outcomes: list[StoreOutcome] = await self._write(op)
         return outcomes
 
-    async def replies(self, offset: int, after_seq: int = -1) -> list[Reply]:
+    async def replies(
+        self, offset: int, after_seq: int = -1, *, with_progress: bool = False
+    ) -> list[Reply]:
+        tail, more = (SQLITE_PROGRESS_AFTER, (offset, after_seq)) if with_progress else ("", ())
+
         def op(conn: sqlite3.Connection) -> list[Reply]:
             rows = conn.execute(
                 f"SELECT {REPLY_COLUMNS} FROM replies WHERE job_id = ? AND seq > ?"
-                f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')} ORDER BY seq",
-                (offset, after_seq, offset),
+                f" AND {PREFIX_REPLIES.format(jobs='jobs', offset='?')}{tail} ORDER BY seq",
+                (offset, after_seq, offset, *more),
             ).fetchall()
             if not rows and not _job_exists(conn, offset):
                 raise lifecycle.missing(conn, offset)

@@ -54,16 +54,16 @@ class Results:
         the job's latest progress whenever it is news (newer than `shown`, the last one given),
         just before its step's result.
 
-        No timer: one read of the ledger per wake-up, none while nothing is stored. Close (or
-        cancel) the iterator when its reader goes: its watch goes with it.
+        No timer: one read of the ledger per wake-up (replies and progress in one statement),
+        none while nothing is stored. Close (or cancel) the iterator when its reader goes: its
+        watch goes with it.
         """
         with self.hub.watch(offset) as watch:
             while True:
                 watch.arm()
-                # NOTE: progress first: a tick kept before the replies are read belongs before
-                # its step's result, wherever that result is in what the second read finds.
-                latest = await self.ledger.progress(offset)
-                replies = await self.ledger.replies(offset, after_seq)
+                found = await self.ledger.replies(offset, after_seq, with_progress=True)
+                replies = [reply for reply in found if reply.kind is not ReplyKind.PROGRESS]
+                latest = next((r for r in found if r.kind is ReplyKind.PROGRESS), None)
                 for reply in with_progress(replies, latest, after_seq, shown):
                     yield reply
                     if reply.kind is ReplyKind.PROGRESS:

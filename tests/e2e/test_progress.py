@@ -106,8 +106,7 @@ def test_watch_json_prints_the_ticks_and_exits_zero(server):
     run = subprocess.run(watch, capture_output=True, text=True, check=False, env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     replies = [Reply.model_validate_json(line) for line in run.stdout.splitlines()]
-    assert replies[-1].kind is ReplyKind.DONE
-    assert all(r.seq == 0 for r in replies if r.kind is ReplyKind.PROGRESS)
+    assert_ticks_in_order_with_the_last(replies)
 
 
 async def test_a_job_that_reports_nothing_sends_no_more_messages_than_before(server, jobcast_env):

@@ -71,9 +71,9 @@ async def gateway(amqp_url: str, tmp_path: Path) -> AsyncIterator[Gateway]:
     reads = {name: getattr(ledger, name) for name in ("replies", "job")}
 
     def counted(name: str) -> Any:
-        async def read(*args: Any) -> Any:
+        async def read(*args: Any, **kwargs: Any) -> Any:
             found.reads += 1
-            return await reads[name](*args)
+            return await reads[name](*args, **kwargs)
 
         return read
 

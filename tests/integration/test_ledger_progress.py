@@ -97,3 +97,14 @@ async def test_a_kept_tick_rings_followers_on_every_gateway(postgres_url):
     finally:
         await listener.stop()
         await ledger.close()
+
+
+async def test_a_follower_reads_the_replies_and_the_kept_tick_in_one_call(ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    latest = tick(offset, 1, 50)
+    await ledger.store_replies([result(offset, 0), latest])
+    found = await ledger.replies(offset, -1, with_progress=True)
+    assert [(r.seq, r.kind) for r in found] == [(0, ReplyKind.RESULT), (1, ReplyKind.PROGRESS)]
+    assert found[1] == latest
+    assert await ledger.replies(offset, 1, with_progress=True) == []  # its step is behind
+    assert [r.kind for r in await ledger.replies(offset)] == [ReplyKind.RESULT]
