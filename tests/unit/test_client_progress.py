@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from rich.console import Console
 
+from client import cli
 from client.follow import merge
 from client.progress_bar import StepBar
-from contracts import Reply, ReplyKind
+from contracts import JobRecord, JobRequest, JobState, ProgressReport, Reply, ReplyKind
 from contracts.messages import utcnow
 
 T0 = utcnow()
@@ -75,3 +76,18 @@ def test_watch_draws_a_bar_with_the_count_and_message_on_a_terminal():
     assert "offset 7: step 1" in drawn
     assert "4/10" in drawn
     assert "resizing [bold]x[/bold]" in drawn  # a step's message is text, never markup
+
+
+def test_status_shows_the_running_steps_latest_tick_as_text(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    record = JobRecord(
+        offset=7,
+        state=JobState.RUNNING,
+        request=JobRequest(deployment="Docker", framework="FastAPI", fn="p"),
+        replies=[result(0)],
+        created_at=T0,
+        updated_at=T0,
+        progress=ProgressReport(current=4, total=10, message="[red]x[/red]", seq=1, produced_at=T0),
+    )
+    cli._print_record(record)
+    assert "step 1: 4 of 10 [red]x[/red]" in capsys.readouterr().out
