@@ -1,10 +1,9 @@
 """The composition root: builds each part from Settings and wires them together."""
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel, RabbitBroker, RabbitRouter
@@ -20,6 +19,7 @@ from contracts.errors import ConfigurationError
 from contracts.headers import HEADER_SIGNATURE
 from contracts.signing import DEVELOPMENT_KEY, Signer
 from contracts.topology import JOBS_QUEUE
+from contracts.urls import host_of, is_loopback, masked_url
 from jobcast.settings import Settings
 from messaging.connection import BROKER_FAILURES, unreachable
 from messaging.connection import connect as connect_robust
@@ -35,7 +35,9 @@ def create_broker(settings: Settings, routers: Sequence[RabbitRouter] = ()) -> R
     """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`.
 
     No middlewares: what it carries is counted and traced by the hooks its handlers are given
-    (observability/hooks.py), like everything aio-pika carries."""
+    (observability/hooks.py), like everything aio-pika carries. ConfigurationError if the URL
+    logs in as guest on a broker on another machine (check_broker_user)."""
+    check_broker_user(settings)
     return RabbitBroker(
         settings.amqp_url,
         routers=routers,
@@ -47,6 +49,21 @@ def create_broker(settings: Settings, routers: Sequence[RabbitRouter] = ()) -> R
     )
 
 
+def check_broker_user(settings: Settings) -> None:
+    """ConfigurationError if the processes would log in to a broker on another machine as
+    RabbitMQ's well-known guest user, unless JOBCAST_ALLOW_GUEST=true. Checked before any
+    connection is made."""
+    user = urlsplit(settings.amqp_url).username or "guest"  # as aio-pika defaults it
+    host = host_of(settings.amqp_url)
+    if unquote(user) == "guest" and not is_loopback(host) and not settings.allow_guest:
+        raise ConfigurationError(
+            f"RabbitMQ ({masked_url(settings.amqp_url)}) is not on this machine and "
+            "JOBCAST_AMQP_URL logs in as guest: give each process a user of its own "
+            "(deploy/rabbitmq/definitions.json, README Security), or set "
+            "JOBCAST_ALLOW_GUEST=true"
+        )
+
+
 Attach = Callable[[AbstractRobustConnection], Awaitable[None]]
 """Starts a part that talks to aio-pika directly (reply publisher, recorder) on a connection."""
 
@@ -56,6 +73,7 @@ async def start_broker(
 ) -> None:
     """Connect, declare the topology, start the `attach`ed parts, then start consuming;
     BrokerUnavailableError if unreachable."""
+    logger.info("connecting to RabbitMQ at %s", masked_url(settings.amqp_url))
     try:
         connection = await broker.connect()
         await declare_topology(settings.amqp_url)
@@ -76,23 +94,14 @@ def signer(settings: Settings) -> Signer:
     against a broker on another machine (anyone who read the code could forge results)."""
     if settings.signing_key is not None:
         return Signer(settings.signing_key.get_secret_value())
-    host = urlsplit(settings.amqp_url).hostname or "localhost"
-    if not _is_loopback(host):
+    host = host_of(settings.amqp_url)
+    if not is_loopback(host):
         raise ConfigurationError(
             f"JOBCAST_SIGNING_KEY is not set and RabbitMQ ({host}) is not on this machine: "
             "set the same secret key on every gateway and worker"
         )
     logger.warning("JOBCAST_SIGNING_KEY is not set: jobs and replies use the development key")
     return Signer(DEVELOPMENT_KEY)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class JobPublisher:

@@ -16,7 +16,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBCAST_", extra="ignore")
 
-    amqp_url: str = Field("amqp://guest:guest@localhost:5672/", description="RabbitMQ URL.")
+    amqp_url: str = Field(
+        "amqp://guest:guest@localhost:5672/",
+        description="RabbitMQ URL; amqps://host:5671/vhost?cafile=/path/ca.pem for TLS "
+        "(certfile= and keyfile= for a client certificate). Printed with its password masked.",
+    )
+    allow_guest: bool = Field(
+        False,
+        description="Allow RabbitMQ's guest user against a broker that is not on this machine "
+        "(refused otherwise: give each process its own user, deploy/rabbitmq/definitions.json).",
+    )
     signing_key: SecretStr | None = Field(
         None,
         description="Shared by gateways and workers: jobs and replies are signed with it, and "
@@ -25,7 +34,9 @@ class Settings(BaseSettings):
     )
     database_url: str = Field(
         "sqlite:///jobcast.db",
-        description="Ledger: sqlite:///file.db (default) or postgresql://user@host/db.",
+        description="Ledger: sqlite:///file.db (default) or postgresql://user@host/db "
+        "(?sslmode=verify-full&sslrootcert=/path/ca.pem for TLS). Printed with its password "
+        "masked.",
     )
     host: str = Field("127.0.0.1", description="Gateway HTTP bind address.")
     port: int = Field(8000, description="Gateway HTTP port.")

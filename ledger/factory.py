@@ -2,6 +2,7 @@
 
 from urllib.parse import urlparse
 
+from contracts.urls import masked_url
 from ledger.postgres import PostgresLedger
 from ledger.protocol import Ledger
 from ledger.sqlite import SqliteLedger
@@ -18,4 +19,6 @@ def open_ledger(url: str) -> Ledger:
         return SqliteLedger(path)
     if scheme in {"postgresql", "postgres"}:
         return PostgresLedger(url)
-    raise ValueError(f"unsupported ledger URL {url!r}: use sqlite:///file.db or postgresql://...")
+    raise ValueError(
+        f"unsupported ledger URL {masked_url(url)!r}: use sqlite:///file.db or postgresql://..."
+    )

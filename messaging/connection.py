@@ -10,6 +10,7 @@ import aiormq
 
 from contracts.errors import BrokerUnavailableError
 from contracts.headers import DELIVERY_COUNT
+from contracts.urls import masked_url, scrubbed
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ async def connect(
 
 def unreachable(amqp_url: str, exc: BaseException) -> BrokerUnavailableError:
     """The error that says RabbitMQ at `amqp_url` cannot be reached, never with the password."""
-    where = amqp_url.rsplit("@", 1)[-1]
-    return BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc}")
+    return BrokerUnavailableError(
+        f"cannot reach RabbitMQ at {masked_url(amqp_url)}: {scrubbed(str(exc), amqp_url)}"
+    )
 
 
 async def goodbye(closing: Awaitable[object], seconds: float = 2.0) -> None:

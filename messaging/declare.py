@@ -1,13 +1,17 @@
 """Declaring jobcast's topology (contracts/topology.py) on the broker."""
 
+import asyncio
 import json
 import logging
 import shlex
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import aio_pika.abc
 import aio_pika.exceptions
+import aiormq.exceptions
 
+from contracts.errors import BrokerUnavailableError
 from contracts.topology import (
     ALL_EXCHANGES,
     ALL_QUEUES,
@@ -19,6 +23,9 @@ from contracts.topology import (
 
 logger = logging.getLogger(__name__)
 
+TOPOLOGY_WAIT_SECONDS = 30.0
+"""How long a process that may not declare the topology waits for a gateway to declare it."""
+
 
 async def declare_topology(amqp_url: str) -> None:
     """Declare every exchange, queue and binding of the topology (idempotent), so that nothing
@@ -29,28 +36,82 @@ async def declare_topology(amqp_url: str) -> None:
     """
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        channel = await connection.channel()
-        for exchange in ALL_EXCHANGES:
-            await channel.declare_exchange(
-                exchange.name, type=exchange.type.value, durable=exchange.durable
+        try:
+            await _declare(connection, amqp_url)
+        except aiormq.exceptions.ChannelAccessRefused:
+            # NOTE: a least-privilege user (a worker's, deploy/rabbitmq/definitions.json) may
+            # not configure the topology; the gateway's user declares it. Such a process only
+            # checks that it is there (a passive declare needs no permission).
+            logger.info(
+                "this RabbitMQ user may not declare the topology; checking that it exists "
+                "(declared by a gateway, or by the broker's definitions)"
             )
-        bound = dict(BINDINGS)
-        for queue in ALL_QUEUES:
-            try:
-                declared = await channel.declare_queue(
-                    queue.name, durable=queue.durable, arguments=dict(queue.arguments)
+            await _check_declared(connection)
+
+
+async def _check_declared(
+    connection: aio_pika.abc.AbstractConnection, wait: float = TOPOLOGY_WAIT_SECONDS
+) -> None:
+    """Passively declare every exchange and queue, waiting up to `wait` seconds for a gateway
+    to declare what is missing; BrokerUnavailableError if it is still missing then."""
+    deadline = asyncio.get_running_loop().time() + wait
+    for name, passive in [
+        *((e.name, _exchange_exists) for e in ALL_EXCHANGES),
+        *((q.name, _queue_exists) for q in ALL_QUEUES),
+    ]:
+        while not await passive(connection, name):
+            if asyncio.get_running_loop().time() > deadline:
+                raise BrokerUnavailableError(
+                    f"{name} is not declared on this vhost and this RabbitMQ user may not "
+                    "declare it: start a gateway (its user declares the topology) or load "
+                    "the broker's definitions (deploy/rabbitmq/definitions.json)"
                 )
-            except aio_pika.exceptions.ChannelPreconditionFailed:
-                if queue is not DEAD_QUEUE:
-                    raise
-                # NOTE: a jobcast.dead declared before it was bounded (or with other bounds):
-                # RabbitMQ refuses the new arguments and closes the channel. Refusing to start
-                # over it would brick an upgrade, so use it as it is and say how to migrate.
-                channel = await connection.channel()
-                declared = await channel.declare_queue(queue.name, passive=True)
-                logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
-            if queue in bound:
-                await declared.bind(bound[queue].name, routing_key=queue.routing_key)
+            await asyncio.sleep(0.5)
+
+
+async def _exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+    channel = await connection.channel()
+    try:
+        await channel.declare_exchange(name, passive=True)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    await channel.close()
+    return True
+
+
+async def _queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(name, passive=True)
+    except aio_pika.exceptions.ChannelNotFoundEntity:
+        return False
+    await channel.close()
+    return True
+
+
+async def _declare(connection: aio_pika.abc.AbstractConnection, amqp_url: str) -> None:
+    channel = await connection.channel()
+    for exchange in ALL_EXCHANGES:
+        await channel.declare_exchange(
+            exchange.name, type=exchange.type.value, durable=exchange.durable
+        )
+    bound = dict(BINDINGS)
+    for queue in ALL_QUEUES:
+        try:
+            declared = await channel.declare_queue(
+                queue.name, durable=queue.durable, arguments=dict(queue.arguments)
+            )
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            if queue is not DEAD_QUEUE:
+                raise
+            # NOTE: a jobcast.dead declared before it was bounded (or with other bounds):
+            # RabbitMQ refuses the new arguments and closes the channel. Refusing to start
+            # over it would brick an upgrade, so use it as it is and say how to migrate.
+            channel = await connection.channel()
+            declared = await channel.declare_queue(queue.name, passive=True)
+            logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
+        if queue in bound:
+            await declared.bind(bound[queue].name, routing_key=queue.routing_key)
 
 
 _MIGRATE_DEAD_QUEUE = (
