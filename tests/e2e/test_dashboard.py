@@ -211,6 +211,25 @@ def test_a_job_with_no_reply_yet_shows_in_the_list_too(gateway, watched):
     clean(watched)
 
 
+def test_a_job_is_cancelled_from_its_view(gateway, watched):
+    answer = httpx.post(
+        f"{gateway.url}/schedule",
+        json={"deployment": "D", "framework": "F", "fn": "steady", "delay_seconds": 600},
+        timeout=10,
+    )
+    page = watched.page
+    page.goto(f"{gateway.url}/#/jobs/{answer.json()['offset']}")
+    expect(page.locator("#job-outcome")).to_have_attribute("data-state", "scheduled")
+    page.locator("#job-cancel").focus()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#job-outcome")).to_have_attribute("data-state", "cancelled")
+    expect(page.locator("#job-outcome")).to_contain_text("⊘ cancelled")
+    expect(page.locator("#job-cancel")).to_be_hidden()
+    assert steps_of(page) == [("0", "cancelled")]
+    clean(watched)
+
+
 def test_the_list_filters_by_state_and_tag(gateway, watched):
     done = schedule(gateway, "steady", ["blue"])
     failed = schedule(gateway, "fails", ["red"])

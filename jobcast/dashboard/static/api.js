@@ -43,6 +43,7 @@ export const api = {
   job: (offset) => call(`/jobs/${offset}`),
   stats: () => call("/stats"),
   pipelines: () => call("/pipelines"),
+  cancel: (offset) => call(`/jobs/${offset}/cancel`, { method: "POST" }),
   schedule: (request) =>
     call("/schedule", {
       method: "POST",

@@ -22,6 +22,8 @@ const job = new JobView({
   request: $("job-request"),
   timeline: $("timeline"),
   progress: $("job-progress"),
+  cancel: $("job-cancel"),
+  cancelError: $("job-cancel-error"),
   onLive,
 });
 // NOTE: a job shows in the feed with its first reply; one still queued (or scheduled for

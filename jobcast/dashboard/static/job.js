@@ -6,8 +6,11 @@ import { clear, el } from "./dom.js";
 import { between, firstLine, isLong, seconds, stateLabel, valueText } from "./format.js";
 
 export class JobView {
-  constructor({ title, outcome, request, timeline, progress, onLive }) {
+  constructor({ title, outcome, request, timeline, progress, cancel, cancelError, onLive }) {
     this.title = title;
+    this.cancelButton = cancel;
+    this.cancelError = cancelError;
+    cancel.addEventListener("click", () => this.cancel());
     this.progress = progress;
     this.outcome = outcome;
     this.request = request;
@@ -26,6 +29,8 @@ export class JobView {
     clear(this.timeline);
     clear(this.request);
     this.progress.hidden = true;
+    this.cancelButton.hidden = true;
+    this.cancelError.textContent = "";
     this.title.textContent = `Job #${offset}`;
     this.showOutcome("queued", "waiting for its first step");
     let record;
@@ -44,6 +49,7 @@ export class JobView {
     this.showOutcome(record.state, waiting(record));
     for (const reply of record.replies) this.add(reply);
     if (record.replies.some(isFinal)) return;
+    this.cancelButton.hidden = false;
     this.follow(offset);
     if (record.progress) this.showProgress(record.progress.seq, record.progress);
   }
@@ -125,7 +131,26 @@ export class JobView {
     this.progress.hidden = false;
   }
 
+  // Ask for the job to be cancelled (POST /jobs/{offset}/cancel): its stream then brings the
+  // final `cancelled` reply (a running step finishes first).
+  async cancel() {
+    const offset = this.offset;
+    this.cancelButton.disabled = true;
+    this.cancelError.textContent = "";
+    try {
+      const answer = await api.cancel(offset);
+      if (offset === this.offset && answer.state !== "cancelled") {
+        this.showOutcome(answer.state, "cancelling: the running step finishes first");
+      }
+    } catch (error) {
+      this.cancelError.textContent = `Not cancelled: ${error.message}`;
+    } finally {
+      this.cancelButton.disabled = false;
+    }
+  }
+
   finish(reply, text) {
+    this.cancelButton.hidden = true;
     this.close();
     this.onLive(null);
     const total = between(this.createdAt, reply.produced_at);
