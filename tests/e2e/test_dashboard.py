@@ -109,6 +109,7 @@ def test_the_form_schedules_a_job_and_its_steps_stream_in_in_order_then_done(gat
     # The first step shows while the job still runs: the timeline grows live.
     expect(page.locator("#timeline > li[data-seq='0']")).to_be_visible()
     assert page.locator("#timeline > li[data-kind=done]").count() == 0
+    expect(page.locator("#job-outcome")).to_have_attribute("data-state", "running")
     expect(page.locator("#job-outcome")).to_have_attribute("data-state", "done")
     expect(page.locator("#job-outcome")).to_contain_text("done")
     assert steps_of(page) == [("0", "result"), ("1", "result"), ("2", "result"), ("3", "done")]
@@ -135,6 +136,7 @@ def test_a_running_step_shows_its_progress_until_its_result(gateway, watched, tm
     progress = page.locator("#job-progress")
     expect(progress).to_have_text("Step 1 running · 40 of 100 · resizing")
     expect(progress.locator("progress")).to_have_attribute("value", "40")
+    expect(page.locator("#job-outcome")).to_contain_text("▶ running")
     release.touch()
     expect(page.locator("#job-outcome")).to_have_attribute("data-state", "done")
     expect(progress).to_be_hidden()

@@ -116,6 +116,7 @@ export class JobView {
     );
     this.timeline.append(item);
     if (final) this.finish(reply, text);
+    else this.running();
   }
 
   // How far the running step got (a `progress` event, or the record's latest): a line under
@@ -129,6 +130,12 @@ export class JobView {
     if (value.message) parts.push(value.message);
     this.progress.replaceChildren(bar, ` ${parts.join(" · ")}`);
     this.progress.hidden = false;
+    this.running();
+  }
+
+  // A step reported or returned: the job runs, whatever the record said when it was read.
+  running() {
+    if (this.outcome.dataset.state !== "running") this.showOutcome("running", "steps stream in as they run");
   }
 
   // Ask for the job to be cancelled (POST /jobs/{offset}/cancel): its stream then brings the
