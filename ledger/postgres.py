@@ -461,7 +461,11 @@ async def _feed(conn: Any, offsets: set[int] | None) -> None:
     joined = await conn.fetch(
         "SELECT r.job_id, r.seq FROM jobcast_replies r JOIN jobcast_jobs j ON j.id = r.job_id"
         " WHERE r.recorded IS NULL AND r.seq < j.next_seq"
-        " AND ($1::bigint[] IS NULL OR r.job_id = ANY($1)) ORDER BY r.job_id, r.seq",
+        " AND ($1::bigint[] IS NULL OR r.job_id = ANY($1)) ORDER BY r.job_id, r.seq"
+        # NOTE: locked and checked again once free: a gateway back-filling at start (None)
+        # holds no job's row, so it must not give a reply a second cursor another gateway
+        # has just given it
+        " FOR UPDATE OF r",
         None if offsets is None else sorted(offsets),
     )
     if not joined:
