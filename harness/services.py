@@ -28,8 +28,9 @@ from harness.broker import reachable
 RUN_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 """jobcast's own default broker URL (jobcast.settings; a unit test keeps the two equal)."""
 TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-COMPOSE_AMQP_URL = "amqp://jobcast:jobcast@localhost:5672/"
-"""The compose file's RabbitMQ: its user is jobcast (RabbitMQ lets guest in from loopback only)."""
+COMPOSE_AMQP_URL = "amqp://jobcast-gateway:gateway-dev@localhost:5672/"
+"""The compose file's RabbitMQ, as its gateway's user (it has no guest: the users of
+deploy/rabbitmq/definitions.json, with compose's dev-only passwords)."""
 START_SECONDS = 120
 SBIN = ("/usr/sbin", "/sbin", "/usr/lib/rabbitmq/bin")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", ""}

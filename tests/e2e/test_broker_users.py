@@ -67,11 +67,15 @@ async def test_a_worker_user_reads_jobs_only_and_writes_replies_only(users):
             worker, lambda ch: _bind_own(ch, "jobcast.replies", "reply.*")
         )  # no reading the reply topic
 
-        # what it needs: consume jobcast.jobs, publish reply.<offset> and dead letters
+        # what it needs: consume jobcast.jobs, publish reply.<offset> and dead letters, and
+        # through the default exchange its hand-back (onto jobcast.jobs) and progress question
+        # (RabbitMQ cannot narrow the default exchange by routing key: README, Security)
         channel = await worker.channel(publisher_confirms=True)
         await _consume(channel, "jobcast.jobs")
         await _publish(channel, "jobcast.replies", "reply.0")
         await _publish(channel, "jobcast.dlx", "jobcast.jobs")
+        await _publish(channel, "", "jobcast.jobs")
+        await _publish(channel, "", "jobcast.progress")
 
 
 async def _bind_own(channel, exchange: str, routing_key: str) -> aio_pika.abc.AbstractQueue:

@@ -9,6 +9,7 @@ import pytest
 
 from contracts.errors import ConfigurationError
 from contracts.urls import masked_url, scrubbed
+from harness.services import COMPOSE_AMQP_URL
 from jobcast.bootstrap import check_broker_user, create_broker
 from jobcast.settings import Settings
 from ledger import open_ledger
@@ -112,3 +113,9 @@ def test_only_the_gateway_may_configure_the_topology():
     subscriber = permissions["jobcast-subscriber"]
     assert not re.search(subscriber["read"], "jobcast.jobs")
     assert not re.search(subscriber["write"], "amq.default")
+
+
+def test_make_run_logs_in_to_compose_s_broker_as_its_gateway():
+    assert COMPOSE_AMQP_URL.startswith(
+        f"amqp://jobcast-gateway:{dev_passwords()['jobcast-gateway']}@"
+    )
