@@ -103,6 +103,11 @@ class JobRequest(BaseModel):
             raise ValueError("give run_at or delay_seconds, not both")
         return self
 
+    def __hash__(self) -> int:
+        # NOTE: frozen, so hashable as it was before it had a list (tags): by its JSON, which
+        # equal requests share
+        return hash(self.model_dump_json())
+
 
 class JobAccepted(BaseModel):
     """The answer to a schedule request: the offset that names the job from now on."""
