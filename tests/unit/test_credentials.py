@@ -6,6 +6,7 @@ import re
 import runpy
 
 import pytest
+import yaml
 
 from contracts.errors import ConfigurationError
 from contracts.urls import masked_url, scrubbed
@@ -119,3 +120,13 @@ def test_make_run_logs_in_to_compose_s_broker_as_its_gateway():
     assert COMPOSE_AMQP_URL.startswith(
         f"amqp://jobcast-gateway:{dev_passwords()['jobcast-gateway']}@"
     )
+
+
+def test_compose_s_broker_loads_the_definitions_and_has_no_default_user():
+    root = DEFINITIONS.parents[2]
+    rabbitmq = yaml.safe_load((root / "compose.yaml").read_text())["services"]["rabbitmq"]
+    mounts = {volume.split(":")[1] for volume in rabbitmq["volumes"] if volume.startswith("./")}
+    assert {"/etc/rabbitmq/rabbitmq.conf", "/etc/rabbitmq/definitions.json"} <= mounts
+    conf = (DEFINITIONS.parent / "rabbitmq.conf").read_text()
+    assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
+    assert "RABBITMQ_DEFAULT_USER" not in (rabbitmq.get("environment") or {})
