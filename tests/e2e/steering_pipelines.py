@@ -1,4 +1,6 @@
-"""Pipelines the cancel and delayed-start tests load (JOBCAST_PIPELINES=tests.e2e.steering_pipelines).
+"""Pipelines the cancel and delayed-start tests load.
+
+JOBCAST_PIPELINES=tests.e2e.steering_pipelines.
 
 Every step notes `offset seq time` in the file STEERING_RUNS names when it starts, so a test
 can tell which steps ran, how often, and when.

@@ -3,6 +3,7 @@ waits `scheduled`, and reaches a worker within a second of its time, across a ga
 restart, exactly once with two gateways on PostgreSQL, or never if cancelled meanwhile."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ def env(jobcast_env, tmp_path):
 
 def started_at(env, offset: int) -> float:
     path = env["STEERING_RUNS"]
-    for line in open(path).read().splitlines():
+    for line in Path(path).read_text().splitlines():
         o, seq, at = line.split()
         if int(o) == offset and seq == "0":
             return float(at)
@@ -57,9 +58,7 @@ def cluster(spawn, env):
     return gateway
 
 
-async def test_a_delayed_job_waits_scheduled_and_starts_within_a_second_of_its_time(
-    cluster, env
-):
+async def test_a_delayed_job_waits_scheduled_and_starts_within_a_second_of_its_time(cluster, env):
     async with httpx.AsyncClient(base_url=cluster.url) as http:
         answer = await http.post("/schedule", json={**JOB, "delay_seconds": 2})
         assert answer.status_code == 200
