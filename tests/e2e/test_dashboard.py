@@ -28,14 +28,18 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def gateway(spawn, jobcast_env) -> JobcastProcess:
+def gateway_env(jobcast_env) -> dict[str, str]:
     """`jobcast serve` with the dashboard's test pipelines, steps of 0.4 s."""
-    env = {
+    return {
         **jobcast_env,
         "JOBCAST_PIPELINES": "tests.e2e.dashboard_pipelines",
         "JOBCAST_STEP_SECONDS": "0.4",
     }
-    process = spawn("serve", env, name="serve")
+
+
+@pytest.fixture
+def gateway(spawn, gateway_env) -> JobcastProcess:
+    process = spawn("serve", gateway_env, name="serve")
     process.wait_http()
     return process
 
@@ -260,6 +264,54 @@ def test_the_list_filters_by_state_and_tag(gateway, watched):
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(page.locator("#job-rows tr")).to_have_attribute("data-offset", str(other))
     clean(watched)
+
+
+def test_the_page_follows_a_gateway_restart(spawn, gateway_env, watched):
+    first = spawn("serve", gateway_env, name="serve")
+    first.wait_http()
+    page = watched.page
+    page.goto(first.url + "/")
+    expect(page.locator("#live")).to_have_text("● live")
+
+    assert first.terminate() == 0
+    expect(page.locator("#live")).to_have_text("○ reconnecting…")
+    second = spawn("serve", gateway_env, name="serve-again")
+    second.wait_http()
+    expect(page.locator("#live")).to_have_text("● live")
+    offset = schedule(second, "steady")
+    expect(page.locator(f"#job-rows tr[data-offset='{offset}']")).to_have_attribute(
+        "data-state", "done"
+    )
+    # While it was down the browser reported the refused connections; the page's own code
+    # raised nothing.
+    assert not [error for error in watched.errors if "Failed to load resource" not in error], (
+        watched.errors
+    )
+    assert watched.dialogs == []
+
+
+def test_a_filter_the_api_refuses_says_why(gateway, watched):
+    schedule(gateway, "steady", ["blue"])
+    page = watched.page
+    page.goto(gateway.url + "/")
+    expect(page.locator("#job-rows tr")).to_have_count(1)
+
+    page.locator("#filters input[name=tag]").fill("<b>not a tag</b>")
+    empty = page.locator("#jobs-empty")
+    expect(empty).to_contain_text("Cannot list these jobs: ")
+    expect(empty).to_contain_text("tag")
+    expect(page.locator("#job-rows tr")).to_have_count(0)
+    expect(page.locator("#live")).to_have_text("")
+    assert page.locator("#jobs b").count() == 0
+    # The browser itself reports the refused requests; the page adds no error of its own.
+    assert all("422" in error or "text/event-stream" in error for error in watched.errors), (
+        watched.errors
+    )
+
+    page.locator("#filters input[name=tag]").fill("blue")
+    expect(page.locator("#job-rows tr")).to_have_count(1)
+    expect(empty).to_be_hidden()
+    expect(page.locator("#live")).to_have_text("● live")
 
 
 def test_hostile_values_show_as_text_and_never_run(gateway, watched):

@@ -69,8 +69,11 @@ export class JobView {
       // NOTE: the `error` event of a failed job's last reply is a MessageEvent: not a drop.
       if (!(event instanceof MessageEvent)) this.onLive(stream.readyState !== EventSource.CLOSED);
     });
+    // NOTE: `error` is also the name of a connection's error event, which has no data.
     for (const kind of REPLY_KINDS) {
-      stream.addEventListener(kind, (event) => this.add(JSON.parse(event.data)));
+      stream.addEventListener(kind, (event) => {
+        if (event instanceof MessageEvent) this.add(JSON.parse(event.data));
+      });
     }
     stream.addEventListener("progress", (event) => {
       const reply = JSON.parse(event.data);

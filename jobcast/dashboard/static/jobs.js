@@ -1,12 +1,13 @@
 // The jobs list: newest first, filtered by state, fn and tag, kept live by one feed of every
 // reply (GET /jobs/stream); each row shows its steps so far and how long the job took.
 
-import { api, query, REPLY_KINDS } from "./api.js";
+import { ApiError, api, query, REPLY_KINDS } from "./api.js";
 import { clear, el } from "./dom.js";
 import { between, clock, FINAL_STATES, seconds, STATE_AFTER, stateLabel } from "./format.js";
 
 const RELOAD_DELAY_MS = 250;
 const LATEST_KEPT = 2000;
+const REOPEN_DELAY_MS = 3000;
 
 export class JobList {
   constructor({ rows, empty, more, onLive }) {
@@ -19,10 +20,17 @@ export class JobList {
     this.next = null;
     this.feed = null;
     this.reloading = null;
+    this.reopening = null;
+    this.refused = false;
     this.again = false;
     this.latest = new Map();
     this.generation = 0;
-    this.more.addEventListener("click", () => this.loadMore());
+    this.more.addEventListener("click", () =>
+      this.loadMore().catch((error) => {
+        this.empty.textContent = `Cannot list older jobs: ${error.message}`;
+        this.empty.hidden = false;
+      }),
+    );
   }
 
   // Show the jobs matching `filters` and follow them live.
@@ -40,6 +48,8 @@ export class JobList {
     this.generation += 1;
     if (this.feed) this.feed.close();
     this.feed = null;
+    this.refused = false;
+    clearTimeout(this.reopening);
     clearTimeout(this.reloading);
     this.reloading = null;
     this.again = false;
@@ -54,20 +64,46 @@ export class JobList {
     // NOTE: a failed job's reply is an event named `error` too (a MessageEvent, with data):
     // only a plain Event is the connection's.
     feed.addEventListener("error", (event) => {
-      if (!(event instanceof MessageEvent)) this.onLive(false);
+      if (event instanceof MessageEvent) return;
+      if (feed.readyState !== EventSource.CLOSED) return this.onLive(false); // it retries itself
+      // NOTE: a browser gives up on a stream answered with an error status (a 503 while the
+      // ledger is down): this list tries again, unless the filters themselves were refused.
+      this.onLive(this.refused ? null : false);
+      const generation = this.generation;
+      this.reopening = setTimeout(() => {
+        if (generation === this.generation && !this.refused) this.openFeed();
+      }, REOPEN_DELAY_MS);
     });
     for (const kind of REPLY_KINDS) {
-      feed.addEventListener(kind, (event) => this.apply(JSON.parse(event.data)));
+      feed.addEventListener(kind, (event) => {
+        if (event instanceof MessageEvent) this.apply(JSON.parse(event.data));
+      });
     }
     this.feed = feed;
   }
 
   async reload() {
     const generation = this.generation;
-    const page = await api.jobs(this.filters);
+    let page;
+    try {
+      page = await api.jobs(this.filters);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      this.refused = error instanceof ApiError && error.status === 422;
+      if (this.refused) {
+        this.byOffset.clear();
+        clear(this.rows);
+        this.more.hidden = true;
+        this.onLive(null);
+      }
+      this.empty.textContent = `Cannot list these jobs: ${error.message}`;
+      this.empty.hidden = false;
+      return;
+    }
     if (generation !== this.generation) return; // the filters changed meanwhile
     this.byOffset.clear();
     clear(this.rows);
+    this.empty.textContent = "No jobs match.";
     this.append(page);
   }
 
