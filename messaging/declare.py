@@ -49,12 +49,10 @@ async def declare_topology(amqp_url: str) -> None:
             await _check_declared(connection)
 
 
-async def _check_declared(
-    connection: aio_pika.abc.AbstractConnection, wait: float = TOPOLOGY_WAIT_SECONDS
-) -> None:
-    """Passively declare every exchange and queue, waiting up to `wait` seconds for a gateway
-    to declare what is missing; BrokerUnavailableError if it is still missing then."""
-    deadline = asyncio.get_running_loop().time() + wait
+async def _check_declared(connection: aio_pika.abc.AbstractConnection) -> None:
+    """Passively declare every exchange and queue, waiting up to TOPOLOGY_WAIT_SECONDS for a
+    gateway to declare what is missing; BrokerUnavailableError if it is still missing then."""
+    deadline = asyncio.get_running_loop().time() + TOPOLOGY_WAIT_SECONDS
     for name, passive in [
         *((e.name, _exchange_exists) for e in ALL_EXCHANGES),
         *((q.name, _queue_exists) for q in ALL_QUEUES),

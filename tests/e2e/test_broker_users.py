@@ -8,6 +8,7 @@ import aiormq.exceptions
 import httpx
 import pytest
 
+from contracts.errors import BrokerUnavailableError
 from contracts.messages import Progress, ProgressQuery
 from contracts.topology import PROGRESS_QUEUE
 from harness.broker import Vhost
@@ -141,3 +142,10 @@ async def _messages(http: httpx.AsyncClient, offset: int) -> list[str]:
 async def _count(queue: aio_pika.abc.AbstractQueue) -> int:
     declared = await queue.channel.declare_queue(queue.name, passive=True)
     return declared.declaration_result.message_count or 0
+
+
+async def test_a_worker_whose_topology_never_comes_says_what_is_missing(users, monkeypatch):
+    monkeypatch.setattr("messaging.declare.TOPOLOGY_WAIT_SECONDS", 0.5)
+    with pytest.raises(BrokerUnavailableError, match="start a gateway") as missing:
+        await declare_topology(users.url("jobcast-worker"))
+    assert "jobcast.dlx is not declared" in str(missing.value)
