@@ -290,6 +290,36 @@ def test_the_page_follows_a_gateway_restart(spawn, gateway_env, watched):
     assert watched.dialogs == []
 
 
+def test_streams_answered_with_an_error_status_are_opened_again(gateway, watched):
+    page = watched.page
+    refused: list[str] = []
+
+    def once_unavailable(route):
+        # NOTE: a browser's EventSource gives up on an error status (unlike a dropped
+        # connection, which it retries itself): the page must open the stream again.
+        if route.request.url in refused:
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.fulfill(status=503, body='{"detail": "ledger unavailable"}')
+
+    page.route("**/jobs/stream*", once_unavailable)
+    page.route("**/messages/*/stream*", once_unavailable)
+    page.goto(gateway.url + "/")
+    expect(page.locator("#live")).to_have_text("● live")
+    offset = schedule(gateway, "steady")
+    expect(page.locator(f"#job-rows tr[data-offset='{offset}']")).to_have_attribute(
+        "data-state", "done"
+    )
+
+    running = schedule(gateway, "steady")
+    page.goto(f"{gateway.url}/#/jobs/{running}")
+    expect(page.locator("#job-outcome")).to_have_attribute("data-state", "done")
+    assert [kind for _, kind in steps_of(page)] == ["result", "result", "result", "done"]
+    assert len(refused) == 2, refused
+    assert not [error for error in watched.errors if "503" not in error], watched.errors
+
+
 def test_a_filter_the_api_refuses_says_why(gateway, watched):
     schedule(gateway, "steady", ["blue"])
     page = watched.page

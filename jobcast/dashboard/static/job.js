@@ -5,6 +5,8 @@ import { ApiError, api, REPLY_KINDS } from "./api.js";
 import { clear, el } from "./dom.js";
 import { between, firstLine, isLong, seconds, stateLabel, valueText } from "./format.js";
 
+const REOPEN_DELAY_MS = 3000;
+
 export class JobView {
   constructor({ title, outcome, request, timeline, progress, cancel, cancelError, onLive }) {
     this.title = title;
@@ -67,7 +69,15 @@ export class JobView {
     stream.addEventListener("open", () => this.onLive(true));
     stream.addEventListener("error", (event) => {
       // NOTE: the `error` event of a failed job's last reply is a MessageEvent: not a drop.
-      if (!(event instanceof MessageEvent)) this.onLive(stream.readyState !== EventSource.CLOSED);
+      if (event instanceof MessageEvent) return;
+      this.onLive(false);
+      // NOTE: a browser gives up on a stream answered with an error status (a 503 while the
+      // ledger is down); this view opens it again, after the last step it shows.
+      if (stream.readyState !== EventSource.CLOSED) return;
+      const generation = this.generation;
+      setTimeout(() => {
+        if (generation === this.generation && this.stream === stream) this.follow(offset);
+      }, REOPEN_DELAY_MS);
     });
     // NOTE: `error` is also the name of a connection's error event, which has no data.
     for (const kind of REPLY_KINDS) {
