@@ -71,7 +71,11 @@ export class JobList {
       this.onLive(this.refused ? null : false);
       const generation = this.generation;
       this.reopening = setTimeout(() => {
-        if (generation === this.generation && !this.refused) this.openFeed();
+        if (generation !== this.generation || this.refused) return;
+        // NOTE: as at the start: the feed first, then the list, which brings in whatever
+        // was recorded while neither was open.
+        this.openFeed();
+        this.reloadSoon();
       }, REOPEN_DELAY_MS);
     });
     for (const kind of REPLY_KINDS) {
