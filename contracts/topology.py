@@ -182,6 +182,7 @@ ALL_EXCHANGES = (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE, CONTROL_EXCHANGE)
 BINDINGS = ((DEAD_QUEUE, DEAD_LETTER_EXCHANGE), (LEDGER_QUEUE, REPLIES_EXCHANGE))
 """(queue, exchange) pairs: each queue bound to the exchange with its routing_key."""
 
+
 def control_queue(worker_id: str) -> Queue:
     """The queue a worker hears control messages on: its own, gone with its connection."""
     return Queue(f"{CONTROL_QUEUE_PREFIX}{worker_id}", {"x-queue-type": "classic"}, durable=False)
