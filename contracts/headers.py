@@ -33,3 +33,6 @@ HEADER_TRUNCATED = "x-jobcast-truncated"
 """On a dead-letter copy: true if its body is only the first DEAD_LETTER_BODY_LIMIT bytes."""
 HEADER_ORIGINAL_SIZE = "x-jobcast-original-size"
 """On a truncated dead-letter copy: the original body's size in bytes."""
+HEADER_KEY = "x-jobcast-key"
+"""On a submission (jobcast.schedule, jobcast.schedule.batch, jobcast.cancel) with
+JOBCAST_AUTH=on: the sender's API key, in clear. Never logged, and never copied to jobcast.dead."""

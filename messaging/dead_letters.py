@@ -13,6 +13,7 @@ from contracts.headers import (
     DELIVERY_COUNT,
     HEADER_DELIVERY_COUNT,
     HEADER_EXCHANGE,
+    HEADER_KEY,
     HEADER_ORIGINAL_SIZE,
     HEADER_REASON,
     HEADER_REASON_CODE,
@@ -72,7 +73,11 @@ def dead_letter_copy(
     """What jobcast.dead gets for `raw`: its properties and headers, where it came from, why
     (the reason's code, and `detail` in words), and at most `body_limit` bytes of its body (the
     headers say if it was cut)."""
-    headers: dict[str, Any] = dict(raw.headers or {})
+    # NOTE: the sender's API key is a secret: jobcast.dead is read by operators and scripts.
+    # AMQP header names are case-sensitive, so every spelling of it goes.
+    headers: dict[str, Any] = {
+        name: value for name, value in (raw.headers or {}).items() if name.lower() != HEADER_KEY
+    }
     # NOTE: the queue's count, not the copy's: a copy moved back to jobcast.jobs must not
     # carry it (the worker would take it for deliveries of its own and give up early).
     count = delivery_count(headers)

@@ -9,6 +9,7 @@ import aio_pika
 from contracts.errors import DeadLetterReason
 from contracts.headers import (
     HEADER_DELIVERY_COUNT,
+    HEADER_KEY,
     HEADER_ORIGINAL_SIZE,
     HEADER_REASON,
     HEADER_REASON_CODE,
@@ -112,3 +113,12 @@ def test_a_long_reason_is_cut():
         source=JOBS_QUEUE,
     )
     assert len(copy.headers[HEADER_REASON]) == 1000
+
+
+def test_the_senders_api_key_is_not_copied():
+    secret = "jck_the-senders-secret"
+    headers = {HEADER_KEY: secret, "X-Jobcast-Key": secret, "x-trace": "kept"}
+    copy = copy_of(delivered(b"{}", headers=headers))
+    assert copy.headers["x-trace"] == "kept"
+    assert secret not in repr(copy.headers)
+    assert secret not in repr(copy.properties)
