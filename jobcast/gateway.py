@@ -2,6 +2,7 @@
 `serve`, a worker)."""
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,6 +27,7 @@ from jobcast.bootstrap import (
     signer,
     start_broker,
 )
+from jobcast.http.auth import Authenticator
 from jobcast.http.body_limit import BodySizeLimit
 from jobcast.http.errors import install_error_handlers
 from jobcast.settings import Settings
@@ -73,6 +75,7 @@ class Gateway:
         self.settings = settings
         self.hooks = hooks = Hooks(Metrics(), setup_tracing(settings, "jobcast-gateway"))
         self.ledger = ledger = open_ledger(settings.database_url)
+        self.auth = Authenticator(ledger, enabled=settings.auth == "on")
         self.results = results = Results(ledger, ReplyHub())
         self.listener = reply_listener(ledger, results)
         self.queues = QueueCounter()
@@ -138,6 +141,7 @@ class Gateway:
             stack.callback(self.hooks.tracing.shutdown)
             await self.ledger.open()
             stack.push_async_callback(self.ledger.close)
+            warn_if_open(self.settings)
             if self.purger is not None:
                 self.purger.start()
                 stack.push_async_callback(self.purger.stop)
@@ -230,10 +234,32 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.drain = gateway.drain
     app.state.broker = gateway.broker
     app.state.ledger = gateway.ledger
+    app.state.auth = gateway.auth
     app.state.scheduler = gateway.scheduler
     app.state.batches = gateway.batches
     app.state.results = gateway.results
     return app
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say so when anyone who reaches this gateway from another machine reads every job."""
+    if settings.auth == "off" and not is_loopback(settings.host):
+        logger.warning(
+            "JOBCAST_AUTH=off and the gateway listens on %s: anyone who reaches it schedules "
+            "jobs and reads every job's results; set JOBCAST_AUTH=on (jobcast keys add) in "
+            "production",
+            settings.host,
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def reply_listener(ledger: Ledger, results: Results) -> ReplyListener | None:

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         "(?sslmode=verify-full&sslrootcert=/path/ca.pem for TLS). Printed with its password "
         "masked.",
     )
+    auth: Literal["off", "on"] = Field(
+        "off",
+        description="on: every endpoint but /health and /ready needs an API key (jobcast keys "
+        "add) and a key reads only its own jobs. off (the local quickstart): anyone who reaches "
+        "the gateway reads every job; must be on in production.",
+    )
     host: str = Field("127.0.0.1", description="Gateway HTTP bind address.")
     port: int = Field(8000, description="Gateway HTTP port.")
     step_seconds: float = Field(

@@ -20,8 +20,11 @@ from contracts import (
 from contracts.errors import LedgerRejectedError
 from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW
+from contracts.principals import KeyRecord
 from ledger import postgres_lifecycle as lifecycle
 from ledger.batches import BatchItems
+from ledger.keys import KEY_COLUMNS, KeyExistsError, key_from_row
+from ledger.keys import POSTGRES_SCHEMA as KEYS_SCHEMA
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
 from ledger.progress import (
@@ -190,6 +193,7 @@ class PostgresLedger:
             await conn.execute(PROGRESS_SCHEMA)
             await conn.execute(LISTING_SCHEMA)
             await conn.execute(STEERING_SCHEMA)
+            await conn.execute(KEYS_SCHEMA)
             await _feed(conn, None)  # replies stored before the feed existed get their cursors
 
     def reply_listener(
@@ -212,6 +216,7 @@ class PostgresLedger:
         request: JobRequest,
         idempotency_key: str | None = None,
         due_at: datetime | None = None,
+        owner: str | None = None,
     ) -> tuple[int, bool]:
         body = request.model_dump_json()
         state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
@@ -222,7 +227,8 @@ class PostgresLedger:
                 # NOTE: one statement, so a job and its tags are stored together or not at all
                 offset = await conn.fetchval(
                     "WITH job AS (INSERT INTO jobcast_jobs (request, fn, state, idempotency_key,"
-                    " due_at) VALUES ($1, $2, $3, $4, $6) ON CONFLICT (idempotency_key) DO NOTHING"
+                    " due_at, owner) VALUES ($1, $2, $3, $4, $6, $7)"
+                    " ON CONFLICT (idempotency_key) DO NOTHING"
                     " RETURNING id), tagged AS (INSERT INTO jobcast_job_tags (tag, job_id)"
                     " SELECT DISTINCT unnest($5::text[]), id FROM job)"
                     " SELECT id FROM job",
@@ -232,6 +238,7 @@ class PostgresLedger:
                     idempotency_key,
                     request.tags,
                     due_at,
+                    owner,
                 )
                 if offset is not None:
                     return int(offset), True
@@ -395,18 +402,68 @@ class PostgresLedger:
     # -- batches and retention (ledger/postgres_lifecycle.py) ------------------------------
 
     async def create_jobs(
-        self, items: BatchItems, due: Sequence[datetime | None]
+        self, items: BatchItems, due: Sequence[datetime | None], owner: str | None = None
     ) -> list[tuple[int, bool]]:
         # NOTE: one transaction for the batch. Two batches racing for one new key: the loser's
         # INSERT fails on the key's uniqueness, and it tries again, now seeing the winner's job.
         for attempt in range(3):
             try:
                 async with self._connection() as conn, conn.transaction():
-                    return await lifecycle.create_jobs(conn, items, due)
+                    filled = await lifecycle.create_jobs(conn, items, due)
+                    made = [offset for offset, created in filled if created]
+                    if owner is not None and made:  # in the same transaction as the jobs
+                        await conn.execute(
+                            "UPDATE jobcast_jobs SET owner = $1 WHERE id = ANY($2::bigint[])",
+                            owner,
+                            made,
+                        )
+                    return filled
             except asyncpg.UniqueViolationError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- API keys and owners (ledger/keys.py) -----------------------------------------------
+
+    async def job_owner(self, offset: int) -> str | None:
+        async with self._connection() as conn:
+            owner = await conn.fetchval("SELECT owner FROM jobcast_jobs WHERE id = $1", offset)
+        return None if owner is None else str(owner)
+
+    async def add_key(self, name: str, digest: str, admin: bool) -> KeyRecord:
+        async with self._connection() as conn:
+            try:
+                row = await conn.fetchrow(
+                    "INSERT INTO jobcast_api_keys (name, digest, admin) VALUES ($1, $2, $3)"
+                    f" RETURNING {KEY_COLUMNS}",
+                    name,
+                    digest,
+                    admin,
+                )
+            except asyncpg.UniqueViolationError:
+                raise KeyExistsError(name) from None
+        return key_from_row(row)
+
+    async def keys(self) -> list[KeyRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(f"SELECT {KEY_COLUMNS} FROM jobcast_api_keys ORDER BY name")
+        return [key_from_row(row) for row in rows]
+
+    async def revoke_key(self, name: str) -> bool:
+        async with self._connection() as conn:
+            done = await conn.execute(
+                "UPDATE jobcast_api_keys SET revoked_at = now()"
+                " WHERE name = $1 AND revoked_at IS NULL",
+                name,
+            )
+        return bool(done != "UPDATE 0")
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {KEY_COLUMNS} FROM jobcast_api_keys WHERE digest = $1", digest
+            )
+        return None if row is None else key_from_row(row)
 
     async def discard_jobs(self, offsets: Sequence[int]) -> None:
         async with self._connection() as conn:

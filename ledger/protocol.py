@@ -6,6 +6,7 @@ from typing import Protocol
 
 from contracts import JobRecord, JobRequest, JobState, Reply
 from contracts.listing import JobFilter, JobRow
+from contracts.principals import KeyRecord
 from ledger.batches import BatchItems
 from ledger.rules import CancelOutcome, StoreOutcome
 
@@ -27,9 +28,10 @@ class Ledger(Protocol):
         request: JobRequest,
         idempotency_key: str | None = None,
         due_at: datetime | None = None,
+        owner: str | None = None,
     ) -> tuple[int, bool]:
         """Allocate the next offset and record the job as queued (with `due_at`: scheduled,
-        until `claim_due` hands it out).
+        until `claim_due` hands it out), owned by the API key named `owner` (None: auth off).
 
         Returns `(offset, created)`; with a known idempotency key, the earlier offset and False.
         Raises IdempotencyConflictError when the key was used for another request.
@@ -68,7 +70,7 @@ class Ledger(Protocol):
         if the offset was never handed out."""
 
     async def create_jobs(
-        self, items: BatchItems, due: Sequence[datetime | None]
+        self, items: BatchItems, due: Sequence[datetime | None], owner: str | None = None
     ) -> list[tuple[int, bool]]:
         """Record a batch in one transaction: `(offset, created)` per item, in order (a key
         used before for the same request: its earlier offset, not created). A job with a `due`
@@ -110,3 +112,20 @@ class Ledger(Protocol):
     async def stats(self, minutes: int) -> tuple[dict[JobState, int], list[int]]:
         """Jobs changed in the last `minutes`, by state now; jobs that ended done in each of
         those minutes, oldest first."""
+
+    async def job_owner(self, offset: int) -> str | None:
+        """The name of the API key that scheduled the job; None for a job scheduled with auth
+        off and for an offset with no job (one read either way: callers answer both alike)."""
+
+    async def add_key(self, name: str, digest: str, admin: bool) -> KeyRecord:
+        """Record an API key by its digest (never the secret); KeyExistsError for a name used
+        before, revoked or not."""
+
+    async def keys(self) -> list[KeyRecord]:
+        """Every API key, revoked ones too, by name."""
+
+    async def revoke_key(self, name: str) -> bool:
+        """Revoke the key named `name` from now on; False if there is none not yet revoked."""
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None:
+        """The key whose secret has this sha256 digest, revoked or not; None if none."""

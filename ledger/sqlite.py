@@ -22,8 +22,11 @@ from contracts import (
 from contracts.errors import JobNotFinishedError, LedgerRejectedError
 from contracts.listing import JobFilter, JobRow
 from contracts.messages import SEQ_WINDOW, utcnow
+from contracts.principals import KeyRecord
 from ledger import sqlite_lifecycle as lifecycle
 from ledger.batches import BatchItems
+from ledger.keys import KEY_COLUMNS, SQLITE_OWNER_INDEX, KeyExistsError, key_from_row
+from ledger.keys import SQLITE_SCHEMA as KEYS_SCHEMA
 from ledger.listing import (
     completed_series,
     feed_item,
@@ -164,6 +167,7 @@ class SqliteLedger:
         request: JobRequest,
         idempotency_key: str | None = None,
         due_at: datetime | None = None,
+        owner: str | None = None,
     ) -> tuple[int, bool]:
         body = request.model_dump_json()
         state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
@@ -182,8 +186,8 @@ class SqliteLedger:
             now = utcnow().isoformat()
             conn.execute(
                 "INSERT INTO jobs (id, request, fn, state, idempotency_key, created_at, updated_at,"
-                " due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (offset, body, request.fn, state, idempotency_key, now, now, due),
+                " due_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (offset, body, request.fn, state, idempotency_key, now, now, due, owner),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO job_tags (tag, job_id) VALUES (?, ?)",
@@ -336,9 +340,66 @@ class SqliteLedger:
     # -- batches and retention (ledger/sqlite_lifecycle.py) --------------------------------
 
     async def create_jobs(
-        self, items: BatchItems, due: Sequence[datetime | None]
+        self, items: BatchItems, due: Sequence[datetime | None], owner: str | None = None
     ) -> list[tuple[int, bool]]:
-        return await self._write(lifecycle.create_jobs(items, due))  # type: ignore[no-any-return]
+        create = lifecycle.create_jobs(items, due)
+
+        def op(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
+            filled = create(conn)
+            made = [offset for offset, created in filled if created]
+            if owner is not None and made:  # in the same transaction as the jobs
+                conn.executemany(
+                    "UPDATE jobs SET owner = ? WHERE id = ?", [(owner, o) for o in made]
+                )
+            return filled
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    # -- API keys and owners (ledger/keys.py) -----------------------------------------------
+
+    async def job_owner(self, offset: int) -> str | None:
+        row = await self._read(
+            lambda conn: conn.execute("SELECT owner FROM jobs WHERE id = ?", (offset,)).fetchone()
+        )
+        return None if row is None else str(row[0]) if row[0] is not None else None
+
+    async def add_key(self, name: str, digest: str, admin: bool) -> KeyRecord:
+        def op(conn: sqlite3.Connection) -> KeyRecord:
+            try:
+                row = conn.execute(
+                    "INSERT INTO api_keys (name, digest, admin, created_at) VALUES (?, ?, ?, ?)"
+                    f" RETURNING {KEY_COLUMNS}",
+                    (name, digest, admin, utcnow().isoformat()),
+                ).fetchone()
+            except sqlite3.IntegrityError:
+                raise KeyExistsError(name) from None
+            return key_from_row(row)
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def keys(self) -> list[KeyRecord]:
+        query = f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY name"
+        rows = await self._read(lambda conn: conn.execute(query).fetchall())
+        return [key_from_row(row) for row in rows]
+
+    async def revoke_key(self, name: str) -> bool:
+        changed = await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                    (utcnow().isoformat(), name),
+                ).rowcount
+            )
+        )
+        return bool(changed)
+
+    async def key_by_digest(self, digest: str) -> KeyRecord | None:
+        row = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = ?", (digest,)
+            ).fetchone()
+        )
+        return None if row is None else key_from_row(row)
 
     async def discard_jobs(self, offsets: Sequence[int]) -> None:
         await self._write(lifecycle.discard_jobs(offsets))
@@ -426,7 +487,12 @@ def _run(op: Op, conn: sqlite3.Connection) -> Any:
     """Run one write; the domain errors it raises are its result, not the batch's."""
     try:
         return op(conn)
-    except (UnknownOffsetError, IdempotencyConflictError, JobNotFinishedError) as exc:
+    except (
+        UnknownOffsetError,
+        IdempotencyConflictError,
+        JobNotFinishedError,
+        KeyExistsError,
+    ) as exc:
         return exc
 
 
@@ -499,6 +565,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE replies ADD COLUMN recorded INTEGER")
     conn.executescript(LISTING_SCHEMA)
     _add_steering(conn)
+    _add_keys(conn)
     _feed(conn, None)  # replies stored before the feed existed get their cursors
 
 
@@ -510,6 +577,14 @@ def _add_steering(conn: sqlite3.Connection) -> None:
     if "due_at" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN due_at TEXT")
     conn.execute("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at) WHERE state = 'scheduled'")
+
+
+def _add_keys(conn: sqlite3.Connection) -> None:
+    """API keys and jobs' owners (ledger/keys.py), also in ledgers older than them."""
+    conn.executescript(KEYS_SCHEMA)
+    if "owner" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+        conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
+    conn.execute(SQLITE_OWNER_INDEX)
 
 
 def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
