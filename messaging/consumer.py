@@ -10,11 +10,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 
+import aio_pika
 import aio_pika.abc
+from pydantic import BaseModel
 
 from contracts.errors import DeadLetterReason
 from contracts.topology import Queue
-from messaging.connection import goodbye
+from messaging.connection import BROKER_FAILURES, goodbye
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,27 @@ class Consumer:
             await message.ack()
         else:
             await message.reject(requeue=False)
+
+    async def answer(self, message: Message, body: BaseModel) -> None:
+        """Answer an RPC request (one with reply_to) on this consumer's channel; a request
+        without reply_to gets nothing."""
+        if not message.reply_to or self._channel is None:
+            return
+        # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
+        # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE, so answers go without
+        # mandatory. An answer is a courtesy (what it answers is settled already): one to a
+        # vanished caller may simply be dropped.
+        answer = aio_pika.Message(
+            body.model_dump_json().encode(),
+            content_type="application/json",
+            correlation_id=message.correlation_id,
+        )
+        try:
+            await self._channel.default_exchange.publish(
+                answer, routing_key=message.reply_to, mandatory=False
+            )
+        except BROKER_FAILURES:
+            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
 
     async def on_message(self, message: Message) -> None:
         """How a delivery is taken: here, in a task of its own (aio-pika's) running `handle`;

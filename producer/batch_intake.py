@@ -11,8 +11,7 @@ it was handed out; with item keys the retry cannot schedule a job twice).
 
 import logging
 
-import aio_pika
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from contracts import BrokerUnavailableError, IdempotencyConflictError, ScheduleRejected
 from contracts.batches import MAX_BATCH_BYTES, BatchRequest
@@ -20,7 +19,6 @@ from contracts.control import DelayError
 from contracts.errors import DeadLetterReason, describe
 from contracts.topology import BATCH_QUEUE
 from ledger.outages import while_ledger_down
-from messaging.connection import BROKER_FAILURES
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.batches import BatchScheduler
 
@@ -71,27 +69,10 @@ class BatchIntake(Consumer):
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
         await message.ack()
-        await self._answer(message, accepted)
+        await self.answer(message, accepted)
 
     async def _refuse(
         self, message: Message, reason: DeadLetterReason, error: str, detail: str
     ) -> None:
         await self.move_to_dead(message, reason, detail)
-        await self._answer(message, ScheduleRejected(error=error, detail=detail))
-
-    async def _answer(self, message: Message, body: BaseModel) -> None:
-        """Answer a request with reply_to; one without it gets nothing."""
-        if not message.reply_to or self._channel is None:
-            return
-        # NOTE: not mandatory, as producer/intake.py explains (RabbitMQ 3.10 and reply-to).
-        answer = aio_pika.Message(
-            body.model_dump_json().encode(),
-            content_type="application/json",
-            correlation_id=message.correlation_id,
-        )
-        try:
-            await self._channel.default_exchange.publish(
-                answer, routing_key=message.reply_to, mandatory=False
-            )
-        except BROKER_FAILURES:
-            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
+        await self.answer(message, ScheduleRejected(error=error, detail=detail))

@@ -10,8 +10,7 @@ confirm, it goes back to the queue, unanswered.
 
 import logging
 
-import aio_pika
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
     BrokerUnavailableError,
@@ -25,7 +24,6 @@ from contracts.messages import MAX_REQUEST_BYTES
 from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
-from messaging.connection import BROKER_FAILURES
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.scheduler import Scheduler
 
@@ -82,35 +80,15 @@ class Intake(Consumer):
         except IdempotencyConflictError as exc:
             await self.move_to_dead(message, DeadLetterReason.IDEMPOTENCY_CONFLICT, str(exc))
             rejected = ScheduleRejected(error="idempotency_conflict", detail=str(exc))
-            await self._answer(message, rejected)
+            await self.answer(message, rejected)
             return
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
         await message.ack()
-        await self._answer(message, accepted)
+        await self.answer(message, accepted)
 
     async def _refuse(self, message: Message, reason: DeadLetterReason, detail: str) -> None:
         """A request that can never be scheduled: to jobcast.dead, and the caller hears why."""
         await self.move_to_dead(message, reason, detail)
-        await self._answer(message, ScheduleRejected(error="invalid_request", detail=detail))
-
-    async def _answer(self, message: Message, body: BaseModel) -> None:
-        """Answer an RPC request (one with reply_to); a request without it gets nothing."""
-        if not message.reply_to or self._channel is None:
-            return
-        # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
-        # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE, so answers go without
-        # mandatory. The answer is a courtesy (the job is already durable): an answer to a
-        # vanished caller may simply be dropped.
-        answer = aio_pika.Message(
-            body.model_dump_json().encode(),
-            content_type="application/json",
-            correlation_id=message.correlation_id,
-        )
-        try:
-            await self._channel.default_exchange.publish(
-                answer, routing_key=message.reply_to, mandatory=False
-            )
-        except BROKER_FAILURES:
-            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
+        await self.answer(message, ScheduleRejected(error="invalid_request", detail=detail))

@@ -132,6 +132,7 @@ async def test_every_progress_question_gets_an_answer_and_no_traceback(gateway, 
         "next_seq": 0,
         "previous": None,
         "finished": False,
+        "cancel_requested": False,
     }
     for name, answer in answers.items():
         assert answer["error"] == "invalid_query", (name, answer)
