@@ -1,6 +1,7 @@
 """Logging: human-readable on a terminal, one JSON object per line otherwise."""
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any
@@ -27,6 +28,23 @@ class JobContextFilter(logging.Filter):
                 setattr(record, key, value)
         if not hasattr(record, "trace_id") and (trace_id := current_trace_id()):
             record.trace_id = trace_id
+        return True
+
+
+_SECRETS = re.compile(r"(?i)(token=|\bjc[rk]_)[^&\s\"'<>]+")
+
+
+class SecretFilter(logging.Filter):
+    """Masks credentials in every line: a `?token=` query (uvicorn's access log prints the
+    path with its query, JOBCAST_ACCESS_LOG) and anything shaped like an API key (jck_) or a
+    read token (jcr_), wherever a message would carry one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SECRETS.sub(r"\1***", message)
+        if masked != message:
+            # NOTE: the formatted message replaces the template, so no handler sees the args.
+            record.msg, record.args = masked, None
         return True
 
 
@@ -64,6 +82,7 @@ def configure_logging(fmt: str, level: str) -> None:
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     handler.addFilter(JobContextFilter())
+    handler.addFilter(SecretFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
