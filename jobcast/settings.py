@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contracts.batches import MAX_BATCH_BYTES
 from contracts.topology import DELIVERY_LIMIT
 from ledger.retention import parse_duration
+from producer.rate_limit import RateLimit
 
 
 class Settings(BaseSettings):
@@ -128,8 +129,31 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
     access_log: bool = Field(
-        False, description="Log every HTTP request (uvicorn's access log): one line per request."
+        False,
+        description="Log every HTTP request (uvicorn's access log): one line per request "
+        "(a `?token=` in it is masked).",
     )
+    read_token_ttl: timedelta = Field(
+        timedelta(hours=1),
+        description="With JOBCAST_AUTH=on: how long the read_token POST /schedule answers reads "
+        "(7d, 12h, 30m, 90s or seconds); POST /tokens may ask for another, up to a day.",
+    )
+    rate_limit: str | None = Field(
+        None,
+        description="Submissions per API key per second, with a burst: `20/s,burst=40` (burst "
+        "defaults to the rate). Over it: 429 with Retry-After. Per gateway. Unset or off: none.",
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        RateLimit.parse(value)  # NOTE: refused at start, not at the first submission
+        return value
+
+    @field_validator("read_token_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("retention", mode="before")
     @classmethod

@@ -100,6 +100,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # NOTE: no label: a per-key label would name every key in /metrics and grow with them.
+        self.rate_limited = Counter(
+            "jobcast_rate_limited",
+            "Submissions refused with 429 (JOBCAST_RATE_LIMIT), every key together.",
+            registry=r,
+        )
         self.ledger_write_seconds = Histogram(
             "jobcast_ledger_write_seconds",
             "Time to commit one batch of replies to the ledger.",

@@ -41,13 +41,35 @@ class RateLimit:
         return cls(rate, burst)
 
 
+class RateLimitedError(Exception):
+    """A key submitted faster than JOBCAST_RATE_LIMIT allows (HTTP 429, Retry-After)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many submissions for this API key; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class RateLimiter:
     """A token bucket per key: `take` spends from it, or says how long until it could."""
 
-    def __init__(self, limit: RateLimit, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        limited: Callable[[], None] = lambda: None,
+    ) -> None:
         self._limit = limit
         self._clock = clock
+        self._limited = limited
         self._buckets: dict[str | None, tuple[float, float]] = {}  # key: (tokens, when)
+
+    def check(self, key: str | None, cost: int = 1) -> None:
+        """`take`, raising RateLimitedError (and counting it) when `key` must wait."""
+        wait = self.take(key, cost)
+        if wait:
+            self._limited()
+            raise RateLimitedError(wait)
 
     def take(self, key: str | None, cost: int = 1) -> int:
         """Spend `cost` submissions of `key`'s bucket: 0 if it could, otherwise the whole

@@ -10,6 +10,7 @@ from contracts import IdempotencyConflictError, UnavailableError, UnknownOffsetE
 from contracts.control import DelayError, JobFinishedError
 from contracts.errors import JobNotFinishedError, OffsetExpiredError
 from jobcast.http.validation import short_errors
+from producer.rate_limit import RateLimitedError
 
 _UNDECODABLE_BODY = "There was an error parsing the body"
 
@@ -44,6 +45,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnavailableError)
     async def unavailable(_: Request, exc: UnavailableError) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(RateLimitedError)
+    async def too_many(_: Request, exc: RateLimitedError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:

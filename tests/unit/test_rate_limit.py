@@ -3,7 +3,7 @@
 import pytest
 
 from producer import rate_limit
-from producer.rate_limit import RateLimit, RateLimiter
+from producer.rate_limit import RateLimit, RateLimitedError, RateLimiter
 
 
 class Clock:
@@ -79,3 +79,13 @@ def test_the_buckets_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert limiter.take(f"key-{n}") == 0
     assert len(limiter._buckets) <= 10
     assert limiter.take("key-49") == 1  # the newest is still remembered
+
+
+def test_check_raises_with_the_wait_and_counts_it() -> None:
+    counted: list[None] = []
+    limiter = RateLimiter(RateLimit(1.0, 1), clock=Clock(), limited=lambda: counted.append(None))
+    limiter.check("alice")
+    with pytest.raises(RateLimitedError, match="retry in 1 s") as refused:
+        limiter.check("alice")
+    assert refused.value.retry_after == 1
+    assert len(counted) == 1
