@@ -48,6 +48,9 @@ class JobFilter(BaseModel):
     tag: Tag | None = None
     since: datetime | None = None
     until: datetime | None = None
+    owner: str | None = None
+    """Only the jobs this API key scheduled (set from the caller's key, never from the query
+    string; None: every job, with auth off or an admin key)."""
 
 
 class QueueFigures(BaseModel):

@@ -57,6 +57,15 @@ def owns(principal: Principal, owner: str | None) -> bool:
     return principal.admin or (principal.name is not None and principal.name == owner)
 
 
+def visible(principal: Principal, offset: int, owner: str | None) -> bool:
+    """True when `principal` may see job `offset`, owned by `owner`: a scoped read token
+    (`offsets` given) sees only the offsets it names; an API key, the jobs it owns (or all,
+    an admin key)."""
+    if principal.offsets is not None:
+        return offset in principal.offsets
+    return owns(principal, owner)
+
+
 WhoAsks = Callable[..., Awaitable[Principal]]
 """A FastAPI dependency answering the Principal of the request (jobcast/http/auth.py); routers
 take one from the composition root, so producer and query never import the HTTP edge."""

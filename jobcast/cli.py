@@ -14,7 +14,7 @@ import uvicorn
 from client import cli as client_cli
 from contracts import BrokerUnavailableError, LedgerUnavailableError
 from contracts.errors import ConfigurationError
-from jobcast import loop
+from jobcast import keys_cli, loop
 from jobcast.gateway import create_app
 from jobcast.http import server_limits
 from jobcast.settings import Settings
@@ -136,6 +136,7 @@ app.command()(client_cli.watch)
 app.command()(client_cli.status)
 app.command()(client_cli.ls)
 app.command()(client_cli.cancel)
+app.add_typer(keys_cli.app, name="keys")
 
 
 @app.command()

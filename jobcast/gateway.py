@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware import Middleware
 
 from contracts.topology import (
@@ -27,7 +27,7 @@ from jobcast.bootstrap import (
     signer,
     start_broker,
 )
-from jobcast.http.auth import Authenticator
+from jobcast.http.auth import AUTH_ERRORS, Authenticator
 from jobcast.http.body_limit import BodySizeLimit
 from jobcast.http.errors import install_error_handlers
 from jobcast.settings import Settings
@@ -210,15 +210,34 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             ),
         ],
     )
-    app.include_router(producer_http.router(gateway.scheduler, gateway.canceller))
+    # NOTE: with JOBCAST_AUTH=on every route but /health, /ready, the dashboard's page and the
+    # API's descriptions needs an API key (jobcast/http/auth.py); `who` tells each router whose
+    # jobs it may show (the same dependency, so one ledger read per request).
+    who = gateway.auth
+    keyed = [Depends(who)]
+    app.include_router(
+        producer_http.router(gateway.scheduler, gateway.canceller, who),
+        dependencies=keyed,
+        responses=AUTH_ERRORS,
+    )
     # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
-    app.include_router(listing_http.router(gateway.listing))
-    app.include_router(batch_router(gateway.batches))
-    app.include_router(query_http.router(gateway.results))
-    app.include_router(retention_router(gateway.ledger))
-    app.include_router(query_sse.router(gateway.results))
+    app.include_router(
+        listing_http.router(gateway.listing, who), dependencies=keyed, responses=AUTH_ERRORS
+    )
+    app.include_router(
+        batch_router(gateway.batches, who), dependencies=keyed, responses=AUTH_ERRORS
+    )
+    app.include_router(
+        query_http.router(gateway.results, who), dependencies=keyed, responses=AUTH_ERRORS
+    )
+    app.include_router(
+        retention_router(gateway.ledger, who), dependencies=keyed, responses=AUTH_ERRORS
+    )
+    app.include_router(
+        query_sse.router(gateway.results, who), dependencies=keyed, responses=AUTH_ERRORS
+    )
     app.include_router(asyncapi.router)
-    app.include_router(dashboard.router(dashboard.pipeline_names(settings)))
+    app.include_router(dashboard.router(dashboard.pipeline_names(settings), guard=[Depends(who)]))
     app.include_router(
         probes.router(
             gateway.broker,
@@ -226,6 +245,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
             worker=gateway.worker.worker if gateway.worker is not None else None,
             recorder=gateway.recorder,
             ledger=gateway.ledger,
+            metrics_guard=[Depends(who.admin())],
         )
     )
     install_error_handlers(app)

@@ -3,9 +3,13 @@ the secret), admin or not, and when it was created and revoked; jobs name their 
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from contracts.principals import KeyRecord
+from contracts import UnknownOffsetError
+from contracts.principals import KeyRecord, Principal, visible
+
+if TYPE_CHECKING:
+    from ledger.protocol import Ledger
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -55,3 +59,16 @@ def key_from_row(row: Sequence[Any]) -> KeyRecord:
 
 def _as_datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+async def ensure_visible(
+    ledger: "Ledger", principal: Principal, offset: int, *, write: bool = False
+) -> None:
+    """UnknownOffsetError (404 "Offset not found") unless `principal` may read (`write`: change)
+    job `offset`: the same answer, after the same one read, for another key's job as for an
+    offset never handed out, so counting offsets tells a key nothing of others' jobs."""
+    if principal.admin and not principal.read_only:
+        return
+    owner = await ledger.job_owner(offset)  # also read for a token naming its offsets
+    if not visible(principal, offset, owner) or (write and principal.read_only):
+        raise UnknownOffsetError(offset)

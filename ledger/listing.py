@@ -63,6 +63,8 @@ def _filtered(
         query.where.append(f"j.created_at >= {query.param(when(found.since))}")
     if found.until is not None:
         query.where.append(f"j.created_at < {query.param(when(found.until))}")
+    if found.owner is not None:
+        query.where.append(f"j.owner = {query.param(found.owner)}")
 
 
 def list_query(
@@ -100,7 +102,9 @@ def feed_query(
     query = Query(placeholder)
     query.where.append(f"r.recorded > {query.param(after)}")
     _filtered(query, found, tables, "r.job_id", when)
-    needs_job = any(x is not None for x in (found.state, found.fn, found.since, found.until))
+    needs_job = any(
+        x is not None for x in (found.state, found.fn, found.since, found.until, found.owner)
+    )
     job = f"JOIN {tables['jobs']} j ON j.id = r.job_id" if needs_job else ""
     sql = (
         f"SELECT {FEED_COLUMNS} FROM {tables['replies']} r {job} {' '.join(query.joins)}"

@@ -3,9 +3,11 @@
 The gateway serves them beside its API; a worker serves them alone on JOBCAST_WORKER_PORT.
 """
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI
+from fastapi.params import Depends
 from fastapi.responses import JSONResponse, Response
 
 from consumer.worker import Worker
@@ -13,6 +15,12 @@ from contracts import LedgerUnavailableError
 from observability.metrics import Metrics
 
 READY_TIMEOUT_SECONDS = 0.5
+
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format.", "content": {"text/plain": {}}},
+    401: {"description": "JOBCAST_AUTH=on and no API key, or one the ledger does not know."},
+    403: {"description": "JOBCAST_AUTH=on and the key is revoked or not an admin key."},
+}
 
 
 class Broker(Protocol):
@@ -41,6 +49,7 @@ def router(
     worker: Worker | None = None,
     recorder: Recording | None = None,
     ledger: Pingable | None = None,
+    metrics_guard: Sequence[Depends] = (),
 ) -> APIRouter:
     """/health, /ready and /metrics of a process with these parts (a worker has no recorder
     and no ledger; a gateway without `serve`'s worker has no worker)."""
@@ -73,7 +82,8 @@ def router(
         "/metrics",
         name="metrics",
         response_class=Response,
-        responses={200: {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
+        responses=METRICS_RESPONSES,
+        dependencies=list(metrics_guard),  # the gateway's: an admin API key with JOBCAST_AUTH=on
     )
     async def scrape() -> Response:
         """Counters, gauges and histograms of this process, for Prometheus to scrape."""

@@ -1,8 +1,11 @@
 """The HTTP intake of batches: POST /schedule/batch."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 
 from contracts.batches import MAX_BATCH_JOBS, BatchAccepted, BatchRequest
+from contracts.principals import Principal, WhoAsks, anyone
 from producer.batches import BatchScheduler
 
 BATCH_PATH = "/schedule/batch"
@@ -25,14 +28,16 @@ ERRORS = {
 }
 
 
-def router(batches: BatchScheduler) -> APIRouter:
-    """POST /schedule/batch, answered by `batches`."""
+def router(batches: BatchScheduler, who: WhoAsks = anyone) -> APIRouter:
+    """POST /schedule/batch, answered by `batches`; its jobs belong to the caller's key (`who`)."""
     routes = APIRouter(tags=["jobs"])
 
     @routes.post(BATCH_PATH, response_model=BatchAccepted, responses=ERRORS)  # type: ignore[arg-type]
-    async def schedule_batch(batch: BatchRequest) -> BatchAccepted:
+    async def schedule_batch(
+        batch: BatchRequest, principal: Annotated[Principal, Depends(who)]
+    ) -> BatchAccepted:
         """Schedule up to 1,000 jobs at once, all or none; answers with their offsets in the
         order of `jobs`."""
-        return await batches.schedule(batch)
+        return await batches.schedule(batch, owner=principal.name)
 
     return routes

@@ -27,18 +27,19 @@ class BatchScheduler:
         self._publish_job = publish_job
 
     async def schedule(
-        self, batch: BatchRequest, trace: dict[str, str] | None = None
+        self, batch: BatchRequest, trace: dict[str, str] | None = None, owner: str | None = None
     ) -> BatchAccepted:
         """Record every job, publish the new ones, then answer with every offset.
 
         IdempotencyConflictError (nothing recorded) when an item's key was used for another
         request; BrokerUnavailableError (nothing handed out) when RabbitMQ did not confirm
-        every job; DelayError when a run_at is out of bounds.
+        every job; DelayError when a run_at is out of bounds. `owner`: the API key's name
+        every job of the batch belongs to (None with auth off).
         """
         items = batch.requests()
         now = utcnow()
         due = [due_at(request, now) for request, _ in items]
-        placed = await self._ledger.create_jobs(items, due)
+        placed = await self._ledger.create_jobs(items, due, owner=owner)
         jobs = [
             Job(offset=offset, request=request, trace=trace or {})
             for (offset, created), (request, _), at in zip(placed, items, due, strict=True)

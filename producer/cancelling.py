@@ -24,7 +24,7 @@ class Canceller:
     """Records cancel requests in the ledger and announces them to the workers."""
 
     def __init__(self, ledger: Ledger, announce: Announce, ended: Callable[[int], None]) -> None:
-        self._ledger = ledger
+        self._ledger = self.ledger = ledger
         self._announce = announce
         self._ended = ended
 

@@ -2,13 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Depends, Header, Path
 from pydantic import BeforeValidator
 
 from contracts import JobAccepted, JobRequest
 from contracts.control import CancelAccepted
 from contracts.messages import MAX_OFFSET
+from contracts.principals import Principal, WhoAsks, anyone
 from contracts.text import IdempotencyKey
+from ledger.keys import ensure_visible
 from producer.cancelling import Canceller
 from producer.scheduler import Scheduler
 
@@ -52,8 +54,9 @@ Offset = Annotated[
 ]
 
 
-def router(scheduler: Scheduler, canceller: Canceller) -> APIRouter:
-    """POST /schedule, answered by `scheduler`, and POST /jobs/{offset}/cancel by `canceller`."""
+def router(scheduler: Scheduler, canceller: Canceller, who: WhoAsks = anyone) -> APIRouter:
+    """POST /schedule, answered by `scheduler`, and POST /jobs/{offset}/cancel by `canceller`;
+    a job belongs to the key (`who`) that scheduled it, and only it (or an admin) cancels it."""
     routes = APIRouter(tags=["jobs"])
 
     @routes.post(
@@ -61,18 +64,22 @@ def router(scheduler: Scheduler, canceller: Canceller) -> APIRouter:
         response_model=CancelAccepted,
         responses=CANCEL_ERRORS,  # type: ignore[arg-type]
     )
-    async def cancel_job(offset: Offset) -> CancelAccepted:
+    async def cancel_job(
+        offset: Offset, principal: Annotated[Principal, Depends(who)]
+    ) -> CancelAccepted:
         """Cancel a job: a queued one never runs, a running one stops before its next step
         (its step sees `ctx.cancelled`), and it ends with a `cancelled` reply; a delayed one
         still waiting is `cancelled` at once. Asking twice is harmless."""
+        await ensure_visible(canceller.ledger, principal, offset, write=True)
         return await canceller.cancel(offset)
 
     @routes.post("/schedule", response_model=JobAccepted, responses=ERRORS)  # type: ignore[arg-type]
     async def schedule_job(
         job: JobRequest,
+        principal: Annotated[Principal, Depends(who)],
         idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
     ) -> JobAccepted:
         """Schedule a job; answers at once with the offset that names it."""
-        return await scheduler.schedule(job, idempotency_key=idempotency_key)
+        return await scheduler.schedule(job, idempotency_key=idempotency_key, owner=principal.name)
 
     return routes

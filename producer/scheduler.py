@@ -26,6 +26,7 @@ class Scheduler:
         request: JobRequest,
         idempotency_key: str | None = None,
         trace: dict[str, str] | None = None,
+        owner: str | None = None,
     ) -> JobAccepted:
         """Record the job, publish it, then answer with its offset.
 
@@ -33,9 +34,12 @@ class Scheduler:
         the caller never holds an offset for a job that will not run. A delayed request
         (`run_at`, `delay_seconds`) is only recorded, `scheduled`: the release loop
         (producer/release.py) publishes it when due; DelayError if its time is out of bounds.
+        `owner`: the API key's name it belongs to (None with auth off).
         """
         due = due_at(request, utcnow())
-        offset, created = await self._ledger.create_job(request, idempotency_key, due_at=due)
+        offset, created = await self._ledger.create_job(
+            request, idempotency_key, due_at=due, owner=owner
+        )
         if not created:
             logger.info("idempotent repeat offset=%s fn=%s", offset, request.fn)
             return JobAccepted(offset=offset)

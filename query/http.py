@@ -4,10 +4,12 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BeforeValidator, JsonValue
 
 from contracts import JobRecord
+from contracts.principals import Principal, WhoAsks, anyone
+from ledger.keys import ensure_visible
 from query.results import Results
 
 # NOTE: both ledgers keep offsets as 64-bit and seqs as 32-bit integers; a larger number in a
@@ -45,14 +47,16 @@ ERRORS = {
 MAX_WAIT_SECONDS = 60.0
 
 
-def router(results: Results) -> APIRouter:
-    """GET /messages/{offset} (with the long poll) and GET /jobs/{offset}, read from `results`."""
+def router(results: Results, who: WhoAsks = anyone) -> APIRouter:
+    """GET /messages/{offset} (with the long poll) and GET /jobs/{offset}, read from `results`,
+    for the jobs the caller (`who`: contracts/principals.py) may see; another's is not found."""
     routes = APIRouter(tags=["results"])
 
     @routes.get("/messages/{offset}", response_model=list[JsonValue], responses=ERRORS)  # type: ignore[arg-type]
     async def read_messages(
         offset: Offset,
         request: Request,
+        principal: Annotated[Principal, Depends(who)],
         wait: Annotated[
             float,
             Query(
@@ -67,6 +71,7 @@ def router(results: Results) -> APIRouter:
         ] = -1,
     ) -> list[JsonValue]:
         """The job's results so far, in step order; `[]` before the first."""
+        await ensure_visible(results.ledger, principal, offset)
         if wait > 0:
             record = await results.job(offset)
             if record.state.is_final:  # nothing newer will ever come
@@ -76,8 +81,9 @@ def router(results: Results) -> APIRouter:
         return await results.messages(offset)
 
     @routes.get("/jobs/{offset}", response_model=JobRecord, responses=ERRORS)  # type: ignore[arg-type]
-    async def read_job(offset: Offset) -> JobRecord:
+    async def read_job(offset: Offset, principal: Annotated[Principal, Depends(who)]) -> JobRecord:
         """The job's state, request, replies, timestamps and error."""
+        await ensure_visible(results.ledger, principal, offset)
         return await results.job(offset)
 
     return routes

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.exceptions import RequestValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -21,6 +21,7 @@ from contracts.listing import (
     Stats,
 )
 from contracts.messages import MAX_OFFSET, NAME_LENGTH, TAG_LENGTH
+from contracts.principals import Principal, WhoAsks, anyone
 from query.listing import InvalidCursorError, Listing
 from query.sse import PING_SECONDS, SHUTDOWN_GRACE_SECONDS, _until
 
@@ -75,12 +76,14 @@ STATS_ERRORS = {
 }
 
 
-def router(listing: Listing) -> APIRouter:
-    """GET /jobs, GET /jobs/stream and GET /stats, answered by `listing`."""
+def router(listing: Listing, who: WhoAsks = anyone) -> APIRouter:
+    """GET /jobs, GET /jobs/stream and GET /stats, answered by `listing`; the list and the
+    feed show only the caller's (`who`) own jobs, unless it is an admin."""
     routes = APIRouter(tags=["jobs list"])
 
     @routes.get("/jobs", response_model=JobPage, responses=LIST_ERRORS)  # type: ignore[arg-type]
     async def list_jobs(
+        principal: Annotated[Principal, Depends(who)],
         state: StateQuery = None,
         fn: FnQuery = None,
         tag: TagQuery = None,
@@ -96,7 +99,9 @@ def router(listing: Listing) -> APIRouter:
         ] = None,
     ) -> JobPage:
         """Jobs newest first, filtered; pages continue with the answer's `next`."""
-        found = JobFilter(state=state, fn=fn, tag=tag, since=since, until=until)
+        found = JobFilter(
+            state=state, fn=fn, tag=tag, since=since, until=until, owner=only(principal)
+        )
         try:
             return await listing.page(found, limit, cursor)
         except InvalidCursorError as exc:
@@ -117,6 +122,7 @@ def router(listing: Listing) -> APIRouter:
         responses=FEED_DOC,  # type: ignore[arg-type]
     )
     async def stream_jobs(
+        principal: Annotated[Principal, Depends(who)],
         state: StateQuery = None,
         fn: FnQuery = None,
         tag: TagQuery = None,
@@ -135,7 +141,7 @@ def router(listing: Listing) -> APIRouter:
         ] = None,
     ) -> EventSourceResponse:
         """Follow every matching job live: one event per reply, resumable with Last-Event-ID."""
-        found = JobFilter(state=state, fn=fn, tag=tag)
+        found = JobFilter(state=state, fn=fn, tag=tag, owner=only(principal))
         start = last_event_id if last_event_id is not None else after
         # NOTE: read before streaming, so a ledger that is down is a plain 503
         position = await listing.end() if start is None else start
@@ -157,6 +163,14 @@ def router(listing: Listing) -> APIRouter:
         return await listing.stats(minutes)
 
     return routes
+
+
+def only(principal: Principal) -> str | None:
+    """The owner a list or feed is narrowed to: the key's name; None (every job) for an admin.
+    A key with no name (a scoped read token) sees no list: its own name is never an owner."""
+    if principal.admin:
+        return None
+    return principal.name if principal.name is not None else "\x00"
 
 
 async def _events(

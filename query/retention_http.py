@@ -1,8 +1,12 @@
 """DELETE /jobs/{offset}: a finished job's request and results removed now, not at retention."""
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Response
+
+from contracts.principals import Principal, WhoAsks, anyone
 from ledger import Ledger
+from ledger.keys import ensure_visible
 from query.http import Offset
 
 ERRORS = {
@@ -24,13 +28,14 @@ ERRORS = {
 }
 
 
-def router(ledger: Ledger) -> APIRouter:
-    """DELETE /jobs/{offset}, on `ledger`."""
+def router(ledger: Ledger, who: WhoAsks = anyone) -> APIRouter:
+    """DELETE /jobs/{offset}, on `ledger`, of the jobs the caller (`who`) owns."""
     routes = APIRouter(tags=["results"])
 
     @routes.delete("/jobs/{offset}", status_code=204, responses=ERRORS)  # type: ignore[arg-type]
-    async def delete_job(offset: Offset) -> Response:
+    async def delete_job(offset: Offset, principal: Annotated[Principal, Depends(who)]) -> Response:
         """Delete a finished job's request and results; its offset answers 410 from now on."""
+        await ensure_visible(ledger, principal, offset, write=True)
         await ledger.delete_job(offset)
         return Response(status_code=204)
 

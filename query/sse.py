@@ -6,10 +6,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, TypeVar
 
 import anyio
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import Reply, ReplyKind
+from contracts.principals import Principal, WhoAsks, anyone
+from ledger.keys import ensure_visible
 from query.http import ERRORS, MAX_SEQ, Offset
 from query.results import Results, with_progress
 
@@ -60,8 +62,8 @@ def reply_event(reply: Reply) -> ServerSentEvent:
     return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=seq)
 
 
-def router(results: Results) -> APIRouter:
-    """GET /messages/{offset}/stream, following jobs in `results`."""
+def router(results: Results, who: WhoAsks = anyone) -> APIRouter:
+    """GET /messages/{offset}/stream, following jobs in `results` the caller (`who`) may see."""
     routes = APIRouter(tags=["results"])
 
     @routes.get(
@@ -71,6 +73,7 @@ def router(results: Results) -> APIRouter:
     )
     async def stream_messages(
         offset: Offset,
+        principal: Annotated[Principal, Depends(who)],
         last_event_id: Annotated[
             int | None,
             Header(
@@ -89,6 +92,7 @@ def router(results: Results) -> APIRouter:
         ] = -1,
     ) -> EventSourceResponse:
         """Follow the job live: every reply, history then live, then a final event, then close."""
+        await ensure_visible(results.ledger, principal, offset)
         start = last_event_id if last_event_id is not None else after
         # NOTE: read before streaming, so an unknown offset is a plain 404, not a broken
         # stream; and a job already ended streams its history and closes, even resumed after

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException
+from fastapi.params import Depends
 from fastapi.responses import Response
 
 from consumer.builtin import default_fn
@@ -73,8 +74,9 @@ def pipeline_names(settings: Settings) -> list[str]:
         return [pipeline.name for pipeline in builtin]
 
 
-def router(pipelines: Sequence[str]) -> APIRouter:
-    """The page and its files, and GET /pipelines answering `pipelines`."""
+def router(pipelines: Sequence[str], guard: Sequence[Depends] = ()) -> APIRouter:
+    """The page and its files (open to anyone: they hold no job), and GET /pipelines answering
+    `pipelines` (behind `guard`: an API key with JOBCAST_AUTH=on)."""
     routes = APIRouter()
     assets = _assets()
     names = sorted(pipelines)
@@ -93,7 +95,7 @@ def router(pipelines: Sequence[str]) -> APIRouter:
     async def dashboard_asset(name: str) -> Response:
         return serve(name)
 
-    @routes.get("/pipelines", response_model=list[str], tags=["jobs"])
+    @routes.get("/pipelines", response_model=list[str], tags=["jobs"], dependencies=list(guard))
     async def list_pipelines() -> list[str]:
         """The pipeline names (`fn`) this gateway knows: the built-in ones and those of its
         JOBCAST_PIPELINES, sorted."""

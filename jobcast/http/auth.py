@@ -8,7 +8,7 @@ kept, logged or echoed.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
@@ -16,6 +16,14 @@ from contracts.principals import ANYONE, KEY_PREFIX, Principal, digest
 from ledger import Ledger
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "JOBCAST_AUTH=on and no API key (Authorization: Bearer jck_...), or one "
+        "the ledger does not know; answered with WWW-Authenticate: Bearer."
+    },
+    403: {"description": "JOBCAST_AUTH=on and the API key is revoked."},
+}
 
 OtherToken = Callable[[str, Request], Awaitable[Principal | None]]
 """How a bearer token that is not an API key (no `jck_` prefix) is resolved, e.g. a scoped
