@@ -45,7 +45,7 @@ class CancelAccepted(BaseModel):
 
 class CancelRejected(BaseModel):
     """The answer to an AMQP cancel that could not be accepted (`error`: `unknown_offset`,
-    `finished`, `invalid_request`, `unavailable`)."""
+    `finished`, `invalid_request`, `unavailable`, `unauthorized`)."""
 
     error: str
     detail: str

@@ -136,3 +136,5 @@ class DeadLetterReason(StrEnum):
     """A reply that cannot be true of its job (after the final one, a second final, ...)."""
     LEDGER_REFUSED = "ledger_refused"
     """A reply the database refused to store (not an outage)."""
+    UNAUTHORIZED = "unauthorized"
+    """A submission with JOBCAST_AUTH=on whose x-jobcast-key is missing, unknown or revoked."""

@@ -14,7 +14,10 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from contracts.messages import MAX_OFFSET
+from pydantic import Field
+
+from contracts.batches import BatchAccepted
+from contracts.messages import MAX_OFFSET, JobAccepted
 
 PREFIX = "jcr_"
 """Every read token starts so: an API key never does, so one bearer header takes either."""
@@ -51,6 +54,28 @@ class ReadScope:
     def offsets(self) -> frozenset[int]:
         """Every offset the token names (empty for a batch token)."""
         return frozenset(o for lo, hi in self.ranges for o in range(lo, hi + 1))
+
+
+_READ_TOKEN = Field(
+    None,
+    description="With JOBCAST_AUTH=on only (absent otherwise): a read token for these jobs, "
+    "to hand to a browser (GET /messages, /jobs/{offset}, the stream; also as ?token=), "
+    "read only, until JOBCAST_READ_TOKEN_TTL has passed.",
+    examples=["jcr_eyJvIjoiYWxpY2UiLCJlIjoxNzY0NTAwMDAwfQ.bWFj"],
+)
+
+
+class JobAcceptedWithToken(JobAccepted):
+    """POST /schedule's answer: the offset, and with JOBCAST_AUTH=on a read token for it."""
+
+    read_token: str | None = _READ_TOKEN
+
+
+class BatchAcceptedWithToken(BatchAccepted):
+    """POST /schedule/batch's answer: the offsets, and with JOBCAST_AUTH=on a read token for the
+    batch (by its name) or for its offsets."""
+
+    read_token: str | None = _READ_TOKEN
 
 
 def ranges_of(offsets: list[int]) -> list[tuple[int, int]]:

@@ -26,7 +26,13 @@ from pydantic.json_schema import models_json_schema
 
 from contracts.channels import DEAD_LETTER, OPERATIONS, SIGNED, Message, Opaque
 from contracts.errors import DeadLetterReason
-from contracts.headers import HEADER_REASON, HEADER_REASON_CODE, HEADER_SIGNATURE, HEADER_SOURCE
+from contracts.headers import (
+    HEADER_KEY,
+    HEADER_REASON,
+    HEADER_REASON_CODE,
+    HEADER_SIGNATURE,
+    HEADER_SOURCE,
+)
 from contracts.topology import ALL_EXCHANGES, ALL_QUEUES, BINDINGS, Exchange, Queue
 
 DEAD_LETTER_HEADERS = {
@@ -48,6 +54,20 @@ SIGNATURE_HEADERS = {
     },
     "required": [HEADER_SIGNATURE],
 }
+
+KEY_HEADERS = {
+    "type": "object",
+    "properties": {
+        HEADER_KEY: {
+            "type": "string",
+            "description": "With JOBCAST_AUTH=on: the sender's API key (jck_...); without a "
+            "valid one the message is dead-lettered (`unauthorized`) and answered so. Never "
+            "logged, never copied to jobcast.dead.",
+        }
+    },
+}
+SUBMISSIONS = ("JobRequest", "BatchRequest", "CancelRequest")
+"""The messages a client sends (jobcast.schedule, .schedule.batch, .cancel): they carry a key."""
 
 
 INFO_DESCRIPTION = """jobcast's broker interface: the queues and exchanges of \
@@ -216,6 +236,8 @@ def _components() -> dict[str, Any]:
         }
         if model in SIGNED:
             messages[model.__name__]["headers"] = deepcopy(SIGNATURE_HEADERS)
+        if model.__name__ in SUBMISSIONS:
+            messages[model.__name__]["headers"] = deepcopy(KEY_HEADERS)
         if model in answers:
             messages[model.__name__]["correlationId"] = {"location": CORRELATION_ID}
     messages[DEAD_LETTER.name] = {

@@ -30,6 +30,8 @@ from jobcast.bootstrap import (
 from jobcast.http.auth import AUTH_ERRORS, Authenticator
 from jobcast.http.body_limit import BodySizeLimit
 from jobcast.http.errors import install_error_handlers
+from jobcast.http.read_tokens import ReadGate, token_key, token_of
+from jobcast.http.read_tokens import router as tokens_router
 from jobcast.settings import Settings
 from jobcast.steering import ControlAnnouncer
 from ledger import Ledger, open_ledger
@@ -44,6 +46,7 @@ from observability.hooks import Hooks
 from observability.metrics import Metrics
 from observability.tracing import setup_tracing
 from producer import http as producer_http
+from producer.admission import Admission
 from producer.batch_http import BATCH_PATH
 from producer.batch_http import router as batch_router
 from producer.batch_intake import BatchIntake
@@ -51,8 +54,10 @@ from producer.batches import BatchScheduler
 from producer.cancel_intake import CancelIntake
 from producer.cancelling import Canceller
 from producer.intake import Intake
+from producer.rate_limit import RateLimit, RateLimiter
 from producer.release import Releaser
 from producer.scheduler import Scheduler
+from producer.submitters import Submitters
 from query import http as query_http
 from query import listing_http
 from query import sse as query_sse
@@ -76,6 +81,21 @@ class Gateway:
         self.hooks = hooks = Hooks(Metrics(), setup_tracing(settings, "jobcast-gateway"))
         self.ledger = ledger = open_ledger(settings.database_url)
         self.auth = Authenticator(ledger, enabled=settings.auth == "on")
+        self.read_gate: ReadGate | None = None
+        self.submitters: Submitters | None = None
+        if settings.auth == "on":
+            key = settings.signing_key.get_secret_value() if settings.signing_key else None
+            self.read_gate = ReadGate(token_key(key), ledger, settings.read_token_ttl)
+            self.auth.other_token = self.read_gate.principal
+            self.auth.token_of = token_of
+            self.submitters = Submitters(ledger.key_by_digest, ledger.job_owner)
+        limit = RateLimit.parse(settings.rate_limit)
+        self.rate_limiter = (
+            RateLimiter(limit, limited=hooks.metrics.rate_limited.inc) if limit else None
+        )
+        self.admission = Admission(
+            self.rate_limiter, self.read_gate.mint_token if self.read_gate else None
+        )
         self.results = results = Results(ledger, ReplyHub())
         self.listener = reply_listener(ledger, results)
         self.queues = QueueCounter()
@@ -96,16 +116,19 @@ class Gateway:
             self.canceller,
             hooks.dead_letters(CANCEL_QUEUE, dead_letters_via(broker, CANCEL_QUEUE)),
             around=hooks.consuming(CANCEL_QUEUE),
+            submitters=self.submitters,
         )
         self.batch_intake = BatchIntake(
             self.batches,
             hooks.dead_letters(BATCH_QUEUE, dead_letters_via(broker, BATCH_QUEUE)),
             around=hooks.consuming(BATCH_QUEUE),
+            submitters=self.submitters,
         )
         self.intake = Intake(
             self.scheduler,
             hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
             around=hooks.consuming(SCHEDULE_QUEUE),
+            submitters=self.submitters,
         )
         self.recorder = ReplyRecorder(
             hooks.store_timed(ledger.store_replies),
@@ -216,7 +239,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     who = gateway.auth
     keyed = [Depends(who)]
     app.include_router(
-        producer_http.router(gateway.scheduler, gateway.canceller, who),
+        producer_http.router(gateway.scheduler, gateway.canceller, who, gateway.admission),
         dependencies=keyed,
         responses=AUTH_ERRORS,
     )
@@ -225,8 +248,16 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         listing_http.router(gateway.listing, who), dependencies=keyed, responses=AUTH_ERRORS
     )
     app.include_router(
-        batch_router(gateway.batches, who), dependencies=keyed, responses=AUTH_ERRORS
+        batch_router(gateway.batches, who, gateway.admission),
+        dependencies=keyed,
+        responses=AUTH_ERRORS,
     )
+    if gateway.read_gate is not None:
+        app.include_router(
+            tokens_router(gateway.read_gate, gateway.ledger, who),
+            dependencies=keyed,
+            responses=AUTH_ERRORS,
+        )
     app.include_router(
         query_http.router(gateway.results, who), dependencies=keyed, responses=AUTH_ERRORS
     )
@@ -255,6 +286,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.broker = gateway.broker
     app.state.ledger = gateway.ledger
     app.state.auth = gateway.auth
+    app.state.read_gate = gateway.read_gate
+    app.state.rate_limiter = gateway.rate_limiter
+    app.state.metrics = gateway.hooks.metrics
     app.state.scheduler = gateway.scheduler
     app.state.batches = gateway.batches
     app.state.results = gateway.results

@@ -21,6 +21,7 @@ from contracts.topology import BATCH_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.batches import BatchScheduler
+from producer.submitters import SubmitterRefusedError, Submitters
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,24 @@ class BatchIntake(Consumer):
         *,
         prefetch: int = BATCH_PREFETCH,
         around: AroundConsume = nothing_around,
+        submitters: Submitters | None = None,
     ) -> None:
         super().__init__(BATCH_QUEUE, dead_letter, prefetch=prefetch, around=around)
         self._batches = batches
+        self._submitters = submitters
+        """With JOBCAST_AUTH=on: who sent a batch (x-jobcast-key); None: auth off."""
 
     async def handle(self, message: Message) -> None:
         """Schedule the batch; with reply_to, answer its offsets (or why not)."""
+        owner = None
+        if self._submitters is not None:
+            try:
+                principal = await while_ledger_down(self._submitters.principal, message.headers)
+            except SubmitterRefusedError as exc:
+                reason = DeadLetterReason.UNAUTHORIZED
+                await self._refuse(message, reason, "unauthorized", str(exc))
+                return
+            owner = principal.name
         if len(message.body) > MAX_BATCH_BYTES:
             why = f"too large: a batch of {len(message.body)} bytes, over {MAX_BATCH_BYTES}"
             await self._refuse(message, DeadLetterReason.TOO_LARGE, "invalid_request", why)
@@ -55,7 +68,7 @@ class BatchIntake(Consumer):
             await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
             return
         try:
-            accepted = await while_ledger_down(self._batches.schedule, batch)
+            accepted = await while_ledger_down(self._batches.schedule, batch, owner=owner)
         except IdempotencyConflictError as exc:
             reason = DeadLetterReason.IDEMPOTENCY_CONFLICT
             await self._refuse(message, reason, "idempotency_conflict", str(exc))

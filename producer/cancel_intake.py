@@ -24,6 +24,7 @@ from contracts.topology import CANCEL_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.cancelling import Canceller
+from producer.submitters import SubmitterRefusedError, Submitters
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,12 @@ class CancelIntake(Consumer):
         *,
         prefetch: int = 16,
         around: AroundConsume = nothing_around,
+        submitters: Submitters | None = None,
     ) -> None:
         super().__init__(CANCEL_QUEUE, dead_letter, prefetch=prefetch, around=around)
         self._canceller = canceller
+        self._submitters = submitters
+        """With JOBCAST_AUTH=on: who sent a cancel (x-jobcast-key); None: auth off."""
 
     async def handle(self, message: Message) -> None:
         """Cancel the job; with reply_to, answer with its state (or why not)."""
@@ -53,6 +57,8 @@ class CancelIntake(Consumer):
         except ValidationError as exc:
             why = f"invalid cancel request: {describe(exc)}"
             await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
+            return
+        if self._submitters is not None and not await self._may_cancel(message, request.offset):
             return
         try:
             accepted = await while_ledger_down(self._canceller.cancel, request.offset)
@@ -67,6 +73,22 @@ class CancelIntake(Consumer):
             return
         await message.ack()
         await self.answer(message, accepted)
+
+    async def _may_cancel(self, message: Message, offset: int) -> bool:
+        """With auth on: a valid key that owns the job (or an admin's). Otherwise refused, and
+        answered False; another key's job is answered as an unknown offset (nothing to learn)."""
+        assert self._submitters is not None
+        try:
+            principal = await while_ledger_down(self._submitters.principal, message.headers)
+        except SubmitterRefusedError as exc:
+            await self._refuse(message, DeadLetterReason.UNAUTHORIZED, "unauthorized", str(exc))
+            return False
+        if await while_ledger_down(self._submitters.may_change, principal, offset):
+            return True
+        await message.ack()
+        detail = str(UnknownOffsetError(offset))
+        await self.answer(message, CancelRejected(error="unknown_offset", detail=detail))
+        return False
 
     async def _refuse(
         self, message: Message, reason: DeadLetterReason, error: str, detail: str

@@ -9,8 +9,10 @@ from contracts import JobAccepted, JobRequest
 from contracts.control import CancelAccepted
 from contracts.messages import MAX_OFFSET
 from contracts.principals import Principal, WhoAsks, anyone
+from contracts.read_tokens import JobAcceptedWithToken
 from contracts.text import IdempotencyKey
 from ledger.keys import ensure_visible
+from producer.admission import NO_ADMISSION, Admission
 from producer.cancelling import Canceller
 from producer.scheduler import Scheduler
 
@@ -23,6 +25,10 @@ ERRORS = {
         "60 seconds in the past or more than 30 days ahead."
     },
     503: {"description": "RabbitMQ did not confirm the job; no offset was handed out."},
+    429: {
+        "description": "JOBCAST_RATE_LIMIT: this key submitted faster than allowed; nothing was "
+        "scheduled. Retry-After: whole seconds to wait."
+    },
 }
 
 
@@ -54,7 +60,12 @@ Offset = Annotated[
 ]
 
 
-def router(scheduler: Scheduler, canceller: Canceller, who: WhoAsks = anyone) -> APIRouter:
+def router(
+    scheduler: Scheduler,
+    canceller: Canceller,
+    who: WhoAsks = anyone,
+    admission: Admission = NO_ADMISSION,
+) -> APIRouter:
     """POST /schedule, answered by `scheduler`, and POST /jobs/{offset}/cancel by `canceller`;
     a job belongs to the key (`who`) that scheduled it, and only it (or an admin) cancels it."""
     routes = APIRouter(tags=["jobs"])
@@ -73,13 +84,23 @@ def router(scheduler: Scheduler, canceller: Canceller, who: WhoAsks = anyone) ->
         await ensure_visible(canceller.ledger, principal, offset, write=True)
         return await canceller.cancel(offset)
 
-    @routes.post("/schedule", response_model=JobAccepted, responses=ERRORS)  # type: ignore[arg-type]
+    @routes.post(
+        "/schedule",
+        response_model=JobAcceptedWithToken,
+        # NOTE: read_token only when set (auth on): with auth off the answer is the seed's.
+        response_model_exclude_unset=True,
+        responses=ERRORS,  # type: ignore[arg-type]
+    )
     async def schedule_job(
         job: JobRequest,
         principal: Annotated[Principal, Depends(who)],
         idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
     ) -> JobAccepted:
         """Schedule a job; answers at once with the offset that names it."""
-        return await scheduler.schedule(job, idempotency_key=idempotency_key, owner=principal.name)
+        admission.admit(principal.name)
+        accepted = await scheduler.schedule(
+            job, idempotency_key=idempotency_key, owner=principal.name
+        )
+        return admission.job(principal.name, accepted)
 
     return routes

@@ -26,6 +26,7 @@ from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.scheduler import Scheduler
+from producer.submitters import SubmitterRefusedError, Submitters
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +47,23 @@ class Intake(Consumer):
         *,
         prefetch: int = INTAKE_PREFETCH,
         around: AroundConsume = nothing_around,
+        submitters: Submitters | None = None,
     ) -> None:
         super().__init__(SCHEDULE_QUEUE, dead_letter, prefetch=prefetch, around=around)
         self._scheduler = scheduler
+        self._submitters = submitters
+        """With JOBCAST_AUTH=on: who sent a submission (x-jobcast-key); None: auth off."""
 
     async def handle(self, message: Message) -> None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
+        owner = None
+        if self._submitters is not None:
+            try:
+                principal = await while_ledger_down(self._submitters.principal, message.headers)
+            except SubmitterRefusedError as exc:
+                await self._refuse(message, DeadLetterReason.UNAUTHORIZED, str(exc), "unauthorized")
+                return
+            owner = principal.name
         if len(message.body) > MAX_REQUEST_BYTES:
             why = f"too large: a job request of {len(message.body)} bytes, over {MAX_REQUEST_BYTES}"
             await self._refuse(message, DeadLetterReason.TOO_LARGE, why)
@@ -72,7 +84,7 @@ class Intake(Consumer):
             # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
             # requeueing it would spend its delivery limit and dead-letter a good request.
             accepted = await while_ledger_down(
-                self._scheduler.schedule, request, idempotency_key=key
+                self._scheduler.schedule, request, idempotency_key=key, owner=owner
             )
         except DelayError as exc:
             await self._refuse(message, DeadLetterReason.INVALID_REQUEST, str(exc))
@@ -88,7 +100,13 @@ class Intake(Consumer):
         await message.ack()
         await self.answer(message, accepted)
 
-    async def _refuse(self, message: Message, reason: DeadLetterReason, detail: str) -> None:
+    async def _refuse(
+        self,
+        message: Message,
+        reason: DeadLetterReason,
+        detail: str,
+        error: str = "invalid_request",
+    ) -> None:
         """A request that can never be scheduled: to jobcast.dead, and the caller hears why."""
         await self.move_to_dead(message, reason, detail)
-        await self.answer(message, ScheduleRejected(error="invalid_request", detail=detail))
+        await self.answer(message, ScheduleRejected(error=error, detail=detail))
