@@ -37,10 +37,17 @@ class JobcastClient:
     """
 
     def __init__(
-        self, url: str = DEFAULT_URL, *, amqp_url: str | None = None, timeout: float = 10.0
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        amqp_url: str | None = None,
+        timeout: float = 10.0,
+        api_key: str | None = None,
     ) -> None:
-        self.http = HttpTransport(url, timeout)
-        self.feed = FeedTransport(url, timeout)
+        # NOTE: `api_key` (JOBCAST_AUTH=on) goes with every HTTP request as a bearer token.
+        self.api_key = api_key
+        self.http = HttpTransport(url, timeout, api_key)
+        self.feed = FeedTransport(url, timeout, api_key)
         self.amqp = AmqpTransport(amqp_url, timeout) if amqp_url else None
 
     async def __aenter__(self) -> Self:

@@ -30,6 +30,8 @@ from contracts.control import JobFinishedError
 T = TypeVar("T")
 
 URL_VARIABLE = "JOBCAST_URL"
+KEY_VARIABLE = "JOBCAST_API_KEY"
+"""The API key the client commands send (a gateway with JOBCAST_AUTH=on asks for one)."""
 """The gateway the commands talk to when --url is not given (as in jobcast's Settings.url)."""
 
 
@@ -239,7 +241,7 @@ def _run(url: str | None, command: Callable[[JobcastClient], Awaitable[Exit]]) -
     base = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
 
     async def main() -> Exit:
-        async with JobcastClient(base) as client:
+        async with JobcastClient(base, api_key=os.environ.get(KEY_VARIABLE) or None) as client:
             return await command(client)
 
     try:

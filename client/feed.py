@@ -21,11 +21,13 @@ _RETRY_STATUS = frozenset({502, 503, 504})
 class FeedTransport:
     """Lists, counts and follows many jobs on one gateway over HTTP."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         # NOTE: a feed stays quiet while no job runs; the server pings every 15 s.
         self._http = httpx.AsyncClient(
-            base_url=self.url, timeout=httpx.Timeout(timeout, read=max(timeout, 45.0))
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, read=max(timeout, 45.0)),
+            headers={} if api_key is None else {"Authorization": f"Bearer {api_key}"},
         )
 
     async def close(self) -> None:

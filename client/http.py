@@ -41,11 +41,13 @@ T = TypeVar("T")
 class HttpTransport:
     """Talks to one gateway over HTTP; maps its answers to contract objects and errors."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         # NOTE: streams stay quiet between steps; the server pings every 15 s.
         self._http = httpx.AsyncClient(
-            base_url=self.url, timeout=httpx.Timeout(timeout, read=max(timeout, 45.0))
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout, read=max(timeout, 45.0)),
+            headers={} if api_key is None else {"Authorization": f"Bearer {api_key}"},
         )
 
     async def close(self) -> None:
@@ -216,6 +218,11 @@ def _raise_for_status(answer: httpx.Response, offset: int | None = None) -> None
         raise UnknownOffsetError(offset)
     if answer.status_code == 503:
         raise UnavailableError(f"the gateway is not ready: {_detail(answer)}")
+    if answer.status_code in (401, 403):
+        raise GatewayUnreachableError(
+            f"{answer.status_code} from {answer.request.url}: {_detail(answer)} "
+            "(JOBCAST_AUTH=on: set JOBCAST_API_KEY to a key of `jobcast keys add`)"
+        )
     if answer.status_code >= 400:
         raise GatewayUnreachableError(
             f"unexpected answer {answer.status_code} from {answer.request.url}: {_detail(answer)}"

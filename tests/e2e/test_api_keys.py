@@ -20,8 +20,12 @@ JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 
 
 def keys(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return jobcast(env, "keys", *args)
+
+
+def jobcast(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*JOBCAST, "keys", *args],
+        [*JOBCAST, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -98,6 +102,17 @@ async def test_keys_made_by_the_cli_scope_a_served_gateway_and_never_reach_a_log
         assert (await http.get("/jobs", headers=bearer("jck_" + "x" * 43))).status_code == 401
         assert (await http.get("/metrics", headers=bearer(secrets["bob"]))).status_code == 403
         assert (await http.get("/metrics", headers=bearer(secrets["root"]))).status_code == 200
+        # the client commands send JOBCAST_API_KEY
+        cli_env = {**env, "JOBCAST_URL": server.url}
+        own = jobcast(cli_env | {"JOBCAST_API_KEY": secrets["alice"]}, "status", str(mine))
+        assert own.returncode == 0, own.stderr
+        other = jobcast(cli_env | {"JOBCAST_API_KEY": secrets["bob"]}, "status", str(mine))
+        assert other.returncode == 4, other.stderr  # unknown offset
+        keyless = jobcast(cli_env, "status", str(mine))
+        assert keyless.returncode == 3
+        assert "JOBCAST_API_KEY" in keyless.stderr
+        submitted = jobcast(cli_env | {"JOBCAST_API_KEY": secrets["bob"]}, "submit", "--json")
+        assert submitted.returncode == 0, submitted.stderr
     server.stop()
     logs = server.log()
     assert "GET /jobs/stream" in logs  # the access log was on: requests were logged
