@@ -167,10 +167,10 @@ def router(listing: Listing, who: WhoAsks = anyone) -> APIRouter:
 
 def only(principal: Principal) -> str | None:
     """The owner a list or feed is narrowed to: the key's name; None (every job) for an admin.
-    A key with no name (a scoped read token) sees no list: its own name is never an owner."""
+    A principal with no name (a scoped read token) sees no list: "" is no key's name."""
     if principal.admin:
         return None
-    return principal.name if principal.name is not None else "\x00"
+    return principal.name if principal.name is not None else ""
 
 
 async def _events(
