@@ -19,7 +19,7 @@ from contracts import UnknownOffsetError
 from contracts.batches import MAX_BATCH_JOBS, BatchId, batch_tag
 from contracts.messages import MAX_OFFSET
 from contracts.principals import Principal, WhoAsks
-from contracts.read_tokens import PREFIX, ReadTokens, derive_token_key
+from contracts.read_tokens import PREFIX, ReadScope, ReadTokens, derive_token_key
 from contracts.signing import DEVELOPMENT_KEY
 from jobcast.http.auth import CHALLENGE, bearer
 from ledger import Ledger
@@ -111,7 +111,7 @@ class ReadGate:
         raw = request.path_params.get("offset", "")
         # NOTE: an offset the route will refuse (422) is left to it; only numbers are looked up.
         if isinstance(raw, str) and raw.isascii() and raw.isdigit() and int(raw) <= MAX_OFFSET:
-            await self._ensure_named(scope.batch, scope.offsets(), int(raw))
+            await self._ensure_named(scope, int(raw))
         keys = await self._ledger.keys()
         if not any(key.name == scope.owner and key.revoked_at is None for key in keys):
             raise HTTPException(403, "API key revoked")
@@ -120,16 +120,19 @@ class ReadGate:
             name=scope.owner, admin=False, offsets=offsets, batch=scope.batch, read_only=True
         )
 
-    async def _ensure_named(self, batch: str | None, offsets: frozenset[int], offset: int) -> None:
-        if batch is None:
-            if offset not in offsets:
-                raise UnknownOffsetError(offset)
-            return
-        # NOTE: a batch token reads a job by its tag; the owner is checked by the route, as
-        # for every principal (ledger/keys.py ensure_visible).
-        record = await self._ledger.job(offset)
-        if batch_tag(batch) not in record.request.tags:
+    async def _ensure_named(self, scope: ReadScope, offset: int) -> None:
+        """UnknownOffsetError unless the token names `offset` and it is its owner's job."""
+        if scope.batch is None and offset not in scope.offsets():
             raise UnknownOffsetError(offset)
+        # NOTE: the owner is checked here too, not only by the route (which takes a token's
+        # offsets at their word): an Idempotency-Key is one for the whole ledger, so a key
+        # repeating another's key and request is answered that job's offset, and its token.
+        if await self._ledger.job_owner(offset) != scope.owner:
+            raise UnknownOffsetError(offset)
+        if scope.batch is not None:
+            record = await self._ledger.job(offset)
+            if batch_tag(scope.batch) not in record.request.tags:
+                raise UnknownOffsetError(offset)
 
 
 def token_of(request: Request) -> str | None:

@@ -221,3 +221,15 @@ async def test_over_the_burst_a_key_gets_429_with_retry_after_and_others_do_not(
     await gw.schedule("alice")  # recovered after the wait
     counted = gw.app.state.metrics.registry.get_sample_value("jobcast_rate_limited_total")
     assert counted == 2
+
+
+async def test_a_token_reads_only_its_owners_jobs_even_for_an_offset_it_names(gw: Gateway) -> None:
+    """An Idempotency-Key is one for the whole ledger: bob repeating alice's key and request is
+    answered alice's offset, and a token naming it; that token still reads nothing of hers."""
+    offset = (await gw.schedule("alice"))["offset"]
+    named = gw.app.state.read_gate.mint_token("bob", offsets=[offset])
+    for path in (f"/jobs/{offset}", f"/messages/{offset}", f"/messages/{offset}/stream"):
+        refused = await gw.http.get(path, headers=bearer(named))
+        assert (refused.status_code, refused.content) == (404, NOT_FOUND), path
+    issued = await gw.http.post("/tokens", json={"offsets": [offset]}, headers=gw.key("bob"))
+    assert (issued.status_code, issued.content) == (404, NOT_FOUND)
