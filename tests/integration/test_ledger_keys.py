@@ -14,13 +14,15 @@ REQUEST = JobRequest(deployment="Docker", framework="FastAPI", fn="default_fn")
 
 async def test_a_key_is_kept_by_its_digest_listed_and_revoked(ledger):
     secret = new_secret()
-    assert secret.startswith(KEY_PREFIX) and len(secret) == len(KEY_PREFIX) + 43
+    assert secret.startswith(KEY_PREFIX)
+    assert len(secret) == len(KEY_PREFIX) + 43
     added = await ledger.add_key("alice", digest(secret), admin=False)
     assert (added.name, added.admin, added.revoked_at) == ("alice", False, None)
     await ledger.add_key("root", digest(new_secret()), admin=True)
 
     found = await ledger.key_by_digest(digest(secret))
-    assert found is not None and (found.name, found.admin) == ("alice", False)
+    assert found is not None
+    assert (found.name, found.admin) == ("alice", False)
     assert await ledger.key_by_digest(digest(new_secret())) is None
     assert [(k.name, k.admin) for k in await ledger.keys()] == [("alice", False), ("root", True)]
 
@@ -31,7 +33,8 @@ async def test_a_key_is_kept_by_its_digest_listed_and_revoked(ledger):
     assert await ledger.revoke_key("alice") is False  # already revoked
     assert await ledger.revoke_key("nobody") is False
     revoked = await ledger.key_by_digest(digest(secret))
-    assert revoked is not None and revoked.revoked_at is not None
+    assert revoked is not None
+    assert revoked.revoked_at is not None
 
 
 async def test_a_job_names_the_key_that_scheduled_it(ledger):
