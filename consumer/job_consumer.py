@@ -112,6 +112,7 @@ class JobConsumer(Consumer):
                     observe=worker.observe,
                     confirm_timeout=worker.publish_timeout,
                     cancelled=cancelled,
+                    max_result_bytes=worker.max_result_bytes,
                 )
         except BrokerUnavailableError:
             logger.warning("broker lost mid-job; it will be redelivered offset=%(offset)s", log)

@@ -22,6 +22,7 @@ from pydantic import JsonValue
 
 from consumer.progress import ProgressReporter
 from contracts import JobRequest, StepProgress, UnknownPipelineError
+from contracts.messages import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class Registry:
             raise ValueError(f"two pipelines are named {pipeline.name!r}")
         if not pipeline.steps:
             raise ValueError(f"pipeline {pipeline.name!r} has no steps")
+        if len(pipeline.steps) > MAX_STEPS:
+            raise ValueError(f"pipeline {pipeline.name!r} has more than {MAX_STEPS} steps")
         self._by_name[pipeline.name] = pipeline
 
     def get(self, fn: str) -> Pipeline:

@@ -13,7 +13,7 @@ from pydantic import JsonValue
 from consumer.pipelines import Pipeline, StepContext
 from consumer.progress import PROGRESS_SECONDS, ProgressReporter
 from contracts import BrokerUnavailableError, Job, PermanentStepError, Progress, Reply, ReplyKind
-from contracts.messages import MAX_REPLY_BYTES
+from contracts.messages import MAX_RESULT_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ async def run_job(
     confirm_timeout: float | None = None,
     progress_seconds: float = PROGRESS_SECONDS,
     cancelled: asyncio.Event | None = None,
+    max_result_bytes: int = MAX_RESULT_BYTES,
 ) -> RunResult:
     """Run the pipeline from `start` (a resume point) on, publishing each result as it exists.
 
@@ -92,6 +93,7 @@ async def run_job(
             stopping,
             observe,
             cancelled or asyncio.Event(),
+            max_result_bytes,
         )
     finally:
         reporter.close()
@@ -107,6 +109,7 @@ async def _run_steps(
     stopping: asyncio.Event | None,
     observe: StepObserver | None,
     cancelled: asyncio.Event,
+    max_result_bytes: int,
 ) -> RunResult:
     previous: JsonValue = start.previous
     steps_run = 0
@@ -134,7 +137,7 @@ async def _run_steps(
         steps_run += 1
         reporter.settle(seq)
         try:
-            result = _result_reply(job, seq, previous)
+            result = _result_reply(job, seq, previous, max_result_bytes)
         except UnpublishableResultError as exc:
             reason = f"step {seq} of {pipeline.name!r} {exc}"
             await confirms.send(
@@ -169,21 +172,17 @@ class UnpublishableResultError(Exception):
     """A step returned what no reply can carry: not JSON, or too large."""
 
 
-# NOTE: room for the reply's other fields around the value, well above what they take.
-_REPLY_OVERHEAD = 512
-
-
-def _result_reply(job: Job, seq: int, value: JsonValue) -> Reply:
+def _result_reply(job: Job, seq: int, value: JsonValue, max_bytes: int) -> Reply:
     """The reply carrying a step's result; UnpublishableResultError if it cannot be one."""
     try:
         size = len(orjson.dumps(value))
         reply = Reply(offset=job.offset, seq=seq, kind=ReplyKind.RESULT, value=value)
     except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError, pydantic's ValidationError
         raise UnpublishableResultError(f"returned a value that is not JSON: {exc}") from None
-    if size + _REPLY_OVERHEAD > MAX_REPLY_BYTES:
+    if size > max_bytes:
         raise UnpublishableResultError(
-            f"returned {size} bytes of JSON; a result may take at most "
-            f"{MAX_REPLY_BYTES - _REPLY_OVERHEAD}"
+            f"returned {size} bytes of JSON; a result may take at most {max_bytes}"
+            " (JOBCAST_MAX_RESULT_BYTES)"
         )
     return reply
 

@@ -9,6 +9,7 @@ from consumer.pipelines import Registry
 from consumer.replies import ReplyPublisher
 from consumer.runner import RetryPolicy, StepObserver
 from contracts import Reply
+from contracts.messages import MAX_RESULT_BYTES
 from contracts.signing import Signer
 from messaging.publishing import AroundPublish, no_headers
 
@@ -28,6 +29,8 @@ class Worker:
     """Started with the broker connection, before the first job is taken."""
     resume_timeout: float = 3.0
     max_deliveries: int = 8
+    max_result_bytes: int = MAX_RESULT_BYTES
+    """A step result larger than this (its JSON) fails the job with the reason."""
     """Fail a job delivered this often before (crash loop) instead of running it again."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     observe: StepObserver | None = None

@@ -19,6 +19,14 @@ MAX_REPLY_BYTES = 1_048_576
 """The largest reply message (its JSON) jobcast stores; a step whose result would make a larger
 one fails its job with that reason, and a larger message on jobcast.replies is dead-lettered."""
 
+MAX_RESULT_BYTES = MAX_REPLY_BYTES - 512
+"""The largest step result (its JSON) a worker publishes: the reply's other fields fit in the
+rest. JOBCAST_MAX_RESULT_BYTES may lower it; a larger result fails its job with the reason."""
+
+MAX_STEPS = 10_000
+"""The most steps a pipeline may have, so a job has at most MAX_STEPS + 1 replies (its steps
+and its final one); a reply with a higher seq is refused by the contract."""
+
 MAX_REQUEST_BYTES = 65_536
 """The largest job or job request message (its JSON): a valid one is far smaller. A larger one
 is refused unparsed (HTTP 413; on the broker, dead-lettered as too large)."""
@@ -190,7 +198,7 @@ class Reply(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
-    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)]
+    seq: Annotated[int, Field(ge=0, le=MAX_STEPS)]
     kind: ReplyKind
     value: JsonValue = Field(
         description="The step's result; for `progress`, a StepProgress: "

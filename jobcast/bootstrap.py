@@ -194,6 +194,7 @@ def build_worker(settings: Settings, signing: Signer, hooks: Hooks) -> Worker:
         publish_timeout=settings.publish_timeout_seconds,
         resume_timeout=settings.resume_timeout_seconds,
         max_deliveries=settings.max_deliveries,
+        max_result_bytes=settings.max_result_bytes,
         observe=hooks.steps(),
         around_publish=hooks.publishing,
         published=hooks.reply_published,

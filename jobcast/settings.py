@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.batches import MAX_BATCH_BYTES
+from contracts.messages import MAX_RESULT_BYTES
 from contracts.topology import DELIVERY_LIMIT
 from ledger.retention import parse_duration
 from producer.rate_limit import RateLimit
@@ -82,6 +83,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         65536, ge=1, description="Largest HTTP request body; larger ones get 413."
+    )
+    max_result_bytes: int = Field(
+        MAX_RESULT_BYTES,
+        ge=1,
+        le=MAX_RESULT_BYTES,
+        description="Largest step result (its JSON) a worker publishes; a larger one fails the "
+        f"job with the reason instead of filling the ledger (at most {MAX_RESULT_BYTES}).",
     )
     max_batch_body_bytes: int = Field(
         1_048_576,

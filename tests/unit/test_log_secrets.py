@@ -15,9 +15,20 @@ KEY = "jck_c2VjcmV0LWtleS1ieXRlcw"
 def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # NOTE: a uvicorn.Config with uvicorn's default log config, built by an earlier test in
+    # this process, stops "uvicorn" and "uvicorn.access" from propagating; jobcast's own
+    # processes pass log_config=None, so there both propagate to the root logger.
+    uvicorn = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.access")]
+    saved = [(u.propagate, u.disabled, u.level, u.handlers[:]) for u in uvicorn]
+    for u in uvicorn:
+        u.propagate, u.disabled, u.handlers[:] = True, False, []
+        u.setLevel(logging.NOTSET)
     yield capsys
     root.handlers[:] = handlers
     root.setLevel(level)
+    for u, (propagate, disabled, was, kept) in zip(uvicorn, saved, strict=True):
+        u.propagate, u.disabled, u.handlers[:] = propagate, disabled, kept
+        u.setLevel(was)
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])

@@ -54,3 +54,25 @@ async def test_the_default_pipeline_gives_the_examples_results():
 
 async def _noop(ctx: StepContext) -> None:
     return None
+
+
+def test_a_pipeline_longer_than_a_job_may_reply_is_refused_at_registration():
+    from contracts.messages import MAX_STEPS
+
+    async def step(ctx: StepContext) -> int:
+        return ctx.seq
+
+    with pytest.raises(ValueError, match=f"more than {MAX_STEPS} steps"):
+        Registry([Pipeline("endless", steps=[step] * (MAX_STEPS + 1))])
+    assert Registry([Pipeline("longest", steps=[step] * MAX_STEPS)]).names() == ["longest"]
+
+
+def test_a_reply_beyond_the_most_steps_a_job_may_have_is_refused_by_the_contract():
+    from pydantic import ValidationError
+
+    from contracts import Reply
+    from contracts.messages import MAX_STEPS
+
+    Reply(offset=1, seq=MAX_STEPS, kind="done", value="done")
+    with pytest.raises(ValidationError, match="less than or equal to"):
+        Reply(offset=1, seq=MAX_STEPS + 1, kind="result", value="v")

@@ -237,3 +237,16 @@ async def test_a_result_no_reply_can_carry_fails_the_job_with_the_reason(value, 
     assert why in (result.reason or "")
     assert [(r.seq, r.kind) for r in published] == [(0, ReplyKind.RESULT), (1, ReplyKind.ERROR)]
     assert published[1].value == result.reason
+
+
+async def test_a_result_over_the_configured_limit_fails_the_job_naming_the_setting():
+    async def big(ctx: StepContext) -> str:
+        return "x" * 200
+
+    published = Published()
+    result = await run_job(job(), Pipeline("p", steps=[big]), published, max_result_bytes=100)
+
+    assert result.outcome is Outcome.FAILED
+    assert "202 bytes of JSON; a result may take at most 100" in (result.reason or "")
+    assert "JOBCAST_MAX_RESULT_BYTES" in (result.reason or "")
+    assert [r.kind for r in published] == [ReplyKind.ERROR]
