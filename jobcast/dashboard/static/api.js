@@ -1,4 +1,7 @@
-// The public HTTP API the page stands on (the same one documented at /docs).
+// The public HTTP API the page stands on (the same one documented at /docs), called with the
+// API key when the page holds one (auth.js).
+
+import { refused, refusalText, withKey } from "./auth.js";
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -19,7 +22,7 @@ export function query(params) {
   return text ? `?${text}` : "";
 }
 
-async function detail(response) {
+export async function detail(response) {
   try {
     const body = await response.json();
     if (typeof body.detail === "string") return body.detail;
@@ -32,20 +35,28 @@ async function detail(response) {
   }
 }
 
-async function call(url, options = {}) {
-  const response = await fetch(url, { headers: { accept: "application/json" }, ...options });
-  if (!response.ok) throw new ApiError(response.status, await detail(response));
-  return response.json();
+// `what` says what the call does, for a refusal in words ("This key cannot list jobs").
+async function call(url, what, options = {}) {
+  const { headers = { accept: "application/json" }, ...rest } = options;
+  const response = await fetch(url, { headers: withKey(headers), ...rest });
+  if (response.ok) return response.json();
+  const words = await detail(response);
+  if (response.status === 401 || response.status === 403) {
+    const error = new ApiError(response.status, refusalText(response.status, words, what));
+    refused(error);
+    throw error;
+  }
+  throw new ApiError(response.status, words);
 }
 
 export const api = {
-  jobs: (filters, cursor) => call(`/jobs${query({ ...filters, cursor, limit: 100 })}`),
-  job: (offset) => call(`/jobs/${offset}`),
-  stats: () => call("/stats"),
-  pipelines: () => call("/pipelines"),
-  cancel: (offset) => call(`/jobs/${offset}/cancel`, { method: "POST" }),
+  jobs: (filters, cursor) => call(`/jobs${query({ ...filters, cursor, limit: 100 })}`, "list jobs"),
+  job: (offset) => call(`/jobs/${offset}`, "read this job"),
+  stats: () => call("/stats", "read the fleet's figures"),
+  pipelines: () => call("/pipelines", "list the pipelines"),
+  cancel: (offset) => call(`/jobs/${offset}/cancel`, "cancel this job", { method: "POST" }),
   schedule: (request) =>
-    call("/schedule", {
+    call("/schedule", "schedule jobs", {
       method: "POST",
       headers: { accept: "application/json", "content-type": "application/json" },
       body: JSON.stringify(request),

@@ -1,6 +1,7 @@
 // The page's entry point: which view the address shows (#/ the jobs, #/schedule the form,
 // #/jobs/42 one job, a link that can be shared), and the parts that fill it.
 
+import { apiKey, forgetKey, onRefused, rememberKey } from "./auth.js";
 import { Fleet } from "./fleet.js";
 import { JobView } from "./job.js";
 import { JobList } from "./jobs.js";
@@ -74,6 +75,30 @@ function route() {
   list.start(currentFilters());
   if (window.location.hash === "#/schedule") $("schedule-form").elements.deployment.focus();
 }
+
+// The API key (JOBCAST_AUTH=on): asked for once the gateway refuses a call, kept in this
+// tab's sessionStorage; using or forgetting one reads the page again with it.
+const keyForm = $("key-form");
+function showKeyForm(words) {
+  keyForm.hidden = false;
+  $("sign-out").hidden = apiKey() === null;
+  if (words) $("key-status").textContent = words;
+}
+onRefused((error) => showKeyForm(error.message));
+if (apiKey() !== null) showKeyForm("");
+keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  $("api-key").value = "";
+  if (!key) return showKeyForm("Enter an API key");
+  rememberKey(key);
+  window.location.reload();
+});
+$("sign-out").addEventListener("click", () => {
+  forgetKey();
+  $("api-key").value = "";
+  window.location.reload();
+});
 
 $("job-title").tabIndex = -1;
 window.addEventListener("hashchange", route);

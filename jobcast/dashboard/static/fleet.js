@@ -38,6 +38,7 @@ export class Fleet {
   }
 
   failed(error) {
+    if (error.status === 401 || error.status === 403) this.stop(); // until a key is entered
     this.figures.replaceChildren(el("div", {}, el("dt", {}, "Figures"), el("dd", {}, `unavailable (${error.message})`)));
   }
 

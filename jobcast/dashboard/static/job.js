@@ -3,6 +3,7 @@
 
 import { ApiError, api, REPLY_KINDS } from "./api.js";
 import { clear, el } from "./dom.js";
+import { openStream } from "./sse.js";
 import { between, firstLine, isLong, seconds, stateLabel, valueText } from "./format.js";
 
 const REOPEN_DELAY_MS = 3000;
@@ -41,6 +42,7 @@ export class JobView {
     } catch (error) {
       if (generation !== this.generation) return;
       const missing = error instanceof ApiError && error.status === 404;
+      // NOTE: a refusal's message says what to do (enter a key), in words
       this.showOutcome("unknown", missing ? `job #${offset} does not exist` : error.message);
       return;
     }
@@ -63,31 +65,34 @@ export class JobView {
   }
 
   follow(offset) {
-    // NOTE: `after` starts where the record ended; on a reconnect the browser sends
+    // NOTE: `after` starts where the record ended; after a drop the stream resumes with
     // Last-Event-ID (the last seq it got), which the gateway resumes after.
-    const stream = new EventSource(`/messages/${offset}/stream?after=${this.lastSeq}`);
-    stream.addEventListener("open", () => this.onLive(true));
-    stream.addEventListener("error", (event) => {
-      // NOTE: the `error` event of a failed job's last reply is a MessageEvent: not a drop.
-      if (event instanceof MessageEvent) return;
-      this.onLive(false);
-      // NOTE: a browser gives up on a stream answered with an error status (a 503 while the
-      // ledger is down); this view opens it again, after the last step it shows.
-      if (stream.readyState !== EventSource.CLOSED) return;
-      const generation = this.generation;
-      setTimeout(() => {
-        if (generation === this.generation && this.stream === stream) this.follow(offset);
-      }, REOPEN_DELAY_MS);
-    });
-    // NOTE: `error` is also the name of a connection's error event, which has no data.
-    for (const kind of REPLY_KINDS) {
-      stream.addEventListener(kind, (event) => {
-        if (event instanceof MessageEvent) this.add(JSON.parse(event.data));
-      });
-    }
-    stream.addEventListener("progress", (event) => {
-      const reply = JSON.parse(event.data);
-      this.showProgress(reply.seq, reply.value);
+    const stream = openStream(`/messages/${offset}/stream?after=${this.lastSeq}`, {
+      what: "follow this job",
+      onOpen: () => this.onLive(true),
+      onDrop: () => this.onLive(false),
+      onClosed: (error) => {
+        if (error.status === 401 || error.status === 403) {
+          this.onLive(null);
+          this.showOutcome("unknown", error.message);
+          return;
+        }
+        this.onLive(false);
+        // NOTE: a stream answered with an error status (a 503 while the ledger is down) is
+        // given up, as a browser's EventSource does; this view opens it again, after the
+        // last step it shows.
+        const generation = this.generation;
+        setTimeout(() => {
+          if (generation === this.generation && this.stream === stream) this.follow(offset);
+        }, REOPEN_DELAY_MS);
+      },
+      onEvent: (kind, data) => {
+        if (REPLY_KINDS.includes(kind)) this.add(JSON.parse(data));
+        else if (kind === "progress") {
+          const reply = JSON.parse(data);
+          this.showProgress(reply.seq, reply.value);
+        }
+      },
     });
     this.stream = stream;
   }

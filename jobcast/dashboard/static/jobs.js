@@ -3,6 +3,7 @@
 
 import { ApiError, api, query, REPLY_KINDS } from "./api.js";
 import { clear, el } from "./dom.js";
+import { openStream } from "./sse.js";
 import { between, clock, FINAL_STATES, seconds, STATE_AFTER, stateLabel } from "./format.js";
 
 const RELOAD_DELAY_MS = 250;
@@ -59,30 +60,29 @@ export class JobList {
     const { fn, tag } = this.filters;
     // NOTE: not filtered by state on the server: a job leaves a state with its next reply,
     // which this list must see to move or drop the row.
-    const feed = new EventSource(`/jobs/stream${query({ fn, tag })}`);
-    feed.addEventListener("open", () => this.onLive(true));
-    // NOTE: a failed job's reply is an event named `error` too (a MessageEvent, with data):
-    // only a plain Event is the connection's.
-    feed.addEventListener("error", (event) => {
-      if (event instanceof MessageEvent) return;
-      if (feed.readyState !== EventSource.CLOSED) return this.onLive(false); // it retries itself
-      // NOTE: a browser gives up on a stream answered with an error status (a 503 while the
-      // ledger is down): this list tries again, unless the filters themselves were refused.
-      this.onLive(this.refused ? null : false);
-      const generation = this.generation;
-      this.reopening = setTimeout(() => {
-        if (generation !== this.generation || this.refused) return;
-        // NOTE: as at the start: the feed first, then the list, which brings in whatever
-        // was recorded while neither was open.
-        this.openFeed();
-        this.reloadSoon();
-      }, REOPEN_DELAY_MS);
+    const feed = openStream(`/jobs/stream${query({ fn, tag })}`, {
+      what: "follow jobs",
+      onOpen: () => this.onLive(true),
+      onDrop: () => this.onLive(false), // it resumes by itself
+      onClosed: (error) => {
+        // NOTE: a stream answered with an error status (a 503 while the ledger is down) is
+        // given up, as a browser's EventSource does: this list tries again, unless the
+        // filters or the key were refused.
+        if (error.status === 401 || error.status === 403) this.refused = true;
+        this.onLive(this.refused ? null : false);
+        const generation = this.generation;
+        this.reopening = setTimeout(() => {
+          if (generation !== this.generation || this.refused) return;
+          // NOTE: as at the start: the feed first, then the list, which brings in whatever
+          // was recorded while neither was open.
+          this.openFeed();
+          this.reloadSoon();
+        }, REOPEN_DELAY_MS);
+      },
+      onEvent: (kind, data) => {
+        if (REPLY_KINDS.includes(kind)) this.apply(JSON.parse(data));
+      },
     });
-    for (const kind of REPLY_KINDS) {
-      feed.addEventListener(kind, (event) => {
-        if (event instanceof MessageEvent) this.apply(JSON.parse(event.data));
-      });
-    }
     this.feed = feed;
   }
 
@@ -93,7 +93,7 @@ export class JobList {
       page = await api.jobs(this.filters);
     } catch (error) {
       if (generation !== this.generation) return;
-      this.refused = error instanceof ApiError && error.status === 422;
+      this.refused = error instanceof ApiError && [401, 403, 422].includes(error.status);
       if (this.refused) {
         this.byOffset.clear();
         clear(this.rows);
