@@ -1,0 +1,231 @@
+"""`python -m bench.scaling [--quick|--smoke]`: how jobcast scales out on one PostgreSQL ledger.
+
+- W3 (slow, I/O-bound steps) with 1, 2 and 4 worker processes, each with a fixed number of
+  slots, so a worker's slots are the limit: the scaling factor per worker is rate(k) / (k x
+  rate(1)); 1.0 is linear.
+- W1 (zero-length steps, submitted over AMQP) with 1 and 2 gateways sharing the ledger and the
+  queues: what a second gateway adds when the gateway is the bottleneck.
+
+Each configuration is a fresh vhost and a fresh PostgreSQL database, run back to back in one
+process, so the ratios compare like with like on a noisy machine."""
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+import uvloop
+
+from bench.clients import JOB, AmqpSubmitter
+from harness.broker import Vhost, base_url
+from harness.processes import JobcastProcess, free_port
+
+BASE_URL = base_url("BENCH_AMQP_URL")
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SCHEDULE_QUEUE = "jobcast.schedule"
+RESULTS = Path(__file__).parent / "results" / "scaling.md"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    w3_jobs_per_worker: int
+    w3_slots: int
+    w1_jobs: int
+    repetitions: int
+    step_seconds: float = 0.1
+
+
+SIZES = {
+    "full": Sizes(w3_jobs_per_worker=200, w3_slots=16, w1_jobs=2000, repetitions=2),
+    "quick": Sizes(w3_jobs_per_worker=64, w3_slots=16, w1_jobs=600, repetitions=1),
+    "smoke": Sizes(w3_jobs_per_worker=8, w3_slots=4, w1_jobs=20, repetitions=1, step_seconds=0.01),
+}
+
+
+class Deployment:
+    """Gateways and workers of one jobcast on a throwaway vhost and PostgreSQL database."""
+
+    def __init__(self, run_dir: Path, admin_url: str, label: str) -> None:
+        self.run_dir = run_dir
+        self.admin_url = admin_url
+        self.label = label
+        self.vhost = Vhost(BASE_URL, f"bench-scale-{label}")
+        self.database = f"jobcast_bench_{uuid.uuid4().hex[:10]}"
+        self.database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + self.database))
+        self.processes: list[JobcastProcess] = []
+        self._reader: asyncpg.Connection | None = None
+
+    def env(self, **settings: str) -> dict[str, str]:
+        return {
+            "JOBCAST_AMQP_URL": self.vhost.url,
+            "JOBCAST_DATABASE_URL": self.database_url,
+            "JOBCAST_STEP_SECONDS": "0",
+            **{f"JOBCAST_{key.upper()}": value for key, value in settings.items()},
+        }
+
+    async def start(self, gateways: int, workers: int, **worker_settings: str) -> None:
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            await admin.close()
+        for i in range(gateways):
+            gateway = JobcastProcess(
+                "gateway", self.env(port=str(free_port())), self.run_dir, f"{self.label}-gw{i}"
+            )
+            self.processes.append(gateway)
+            await asyncio.to_thread(gateway.start().wait_http, "/ready")
+        for i in range(workers):
+            worker = JobcastProcess(
+                "worker", self.env(**worker_settings), self.run_dir, f"{self.label}-w{i}"
+            )
+            self.processes.append(worker)
+            await asyncio.to_thread(worker.start().wait_log, "worker consuming")
+        self._reader = await asyncpg.connect(self.database_url)
+
+    async def done_count(self) -> int:
+        assert self._reader is not None
+        count = await self._reader.fetchval(
+            "SELECT count(*) FROM jobcast_jobs WHERE state = 'done'"
+        )
+        return int(count)
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+        for process in reversed(self.processes):
+            process.stop()
+        self.vhost.delete()
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def throughput(deployment: Deployment, jobs: int) -> float:
+    """Jobs/s from the first AMQP submission until `jobs` more are done in the ledger."""
+    client = AmqpSubmitter(deployment.vhost.url, SCHEDULE_QUEUE, rpc=True)
+    await client.open()
+    body = orjson.dumps(JOB)
+    try:
+        base = await deployment.done_count()
+        began = time.perf_counter()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(client.publish_all(body for _ in range(jobs)))
+            deadline = began + 120 + jobs / 20
+            while await deployment.done_count() < base + jobs:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{deployment.label}: {jobs} jobs not done in time")
+                await asyncio.sleep(0.02)
+            rate = jobs / (time.perf_counter() - began)
+        return rate
+    finally:
+        await client.close()
+
+
+async def measure(
+    run_dir: Path, admin_url: str, label: str, gateways: int, workers: int, jobs: int, **env: str
+) -> float:
+    deployment = Deployment(run_dir, admin_url, label)
+    try:
+        await deployment.start(gateways, workers, **env)
+        await throughput(deployment, min(jobs, 50))  # warm-up
+        return await throughput(deployment, jobs)
+    finally:
+        await deployment.stop()
+
+
+async def run(sizes: Sizes, admin_url: str, log: "Log") -> dict[str, list[float]]:
+    run_dir = Path(tempfile.mkdtemp(prefix="jobcast-scaling-"))
+    log(f"process logs in {run_dir}")
+    figures: dict[str, list[float]] = {}
+    keep = False
+    try:
+        for rep in range(sizes.repetitions):
+            for workers in (1, 2, 4):
+                rate = await measure(
+                    run_dir,
+                    admin_url,
+                    f"w3-{workers}",
+                    1,
+                    workers,
+                    sizes.w3_jobs_per_worker * workers,
+                    step_seconds=str(sizes.step_seconds),
+                    worker_concurrency=str(sizes.w3_slots),
+                )
+                figures.setdefault(f"w3 {workers} workers", []).append(rate)
+                log(f"rep {rep + 1}: W3 with {workers} workers: {rate:.1f} jobs/s")
+            for gateways in (1, 2):
+                rate = await measure(
+                    run_dir, admin_url, f"w1-{gateways}gw", gateways, 2, sizes.w1_jobs
+                )
+                figures.setdefault(f"w1 {gateways} gateways", []).append(rate)
+                log(f"rep {rep + 1}: W1 with {gateways} gateways: {rate:.0f} jobs/s")
+    except BaseException:
+        keep = True
+        raise
+    finally:
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return figures
+
+
+def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
+    med = {name: statistics.median(values) for name, values in figures.items()}
+    one = med["w3 1 workers"]
+    lines = [
+        f"W3: steps of {sizes.step_seconds * 1000:.0f} ms, {sizes.w3_slots} slots per worker, "
+        f"{sizes.w3_jobs_per_worker} jobs per worker; W1: {sizes.w1_jobs} jobs over AMQP, "
+        f"2 workers; PostgreSQL ledger; medians of {sizes.repetitions} run(s).",
+        "",
+        "| configuration | jobs/s | vs 1 | scaling per worker/gateway |",
+        "|---|---:|---:|---:|",
+    ]
+    for workers in (1, 2, 4):
+        rate = med[f"w3 {workers} workers"]
+        lines.append(
+            f"| W3, {workers} worker(s) | {rate:,.1f} | {rate / one:.2f}x | "
+            f"{rate / one / workers:.2f} |"
+        )
+    one_gw = med["w1 1 gateways"]
+    for gateways in (1, 2):
+        rate = med[f"w1 {gateways} gateways"]
+        lines.append(
+            f"| W1, {gateways} gateway(s) | {rate:,.0f} | {rate / one_gw:.2f}x | "
+            f"{rate / one_gw / gateways:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+class Log:
+    def __call__(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may create databases")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = SIZES[args.size]
+    figures = uvloop.run(run(sizes, args.postgres, Log()))
+    table = render(sizes, figures)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
