@@ -6,11 +6,11 @@ jobs over HTTP only loads no broker library (tests/unit/test_layers.py says so).
 """
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from client.errors import ScheduleRejectedError
 from contracts import (
@@ -37,13 +37,17 @@ from contracts.topology import (
     Queue,
     reply_key,
 )
+from contracts.urls import masked_url, node_urls
 
 if TYPE_CHECKING:
-    from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+    from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractRobustConnection
 
 
 class AmqpTransport:
-    """One connection to RabbitMQ, opened on first use."""
+    """One connection to RabbitMQ, opened on first use: to the first node of `amqp_url` that
+    answers (`amqp://user:pass@host1:5672,host2:5672/vhost` names several), restored on the
+    next node that answers whenever it is lost. A call in flight when it is lost fails with
+    BrokerUnavailableError; `schedule` again with the same idempotency key."""
 
     def __init__(self, amqp_url: str, timeout: float = 10.0) -> None:
         import aio_pika
@@ -58,6 +62,7 @@ class AmqpTransport:
             OSError,
         )
         self._url = amqp_url
+        self._nodes = node_urls(amqp_url)
         self._timeout = timeout
         self._connection: AbstractRobustConnection | None = None
 
@@ -68,14 +73,39 @@ class AmqpTransport:
 
     async def _connect(self) -> "AbstractRobustConnection":
         if self._connection is None:
-            try:
-                self._connection = await self._aio_pika.connect_robust(
-                    self._url, timeout=self._timeout
-                )
-            except self._failures as exc:
-                where = urlsplit(self._url).netloc.split("@")[-1]
-                raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {exc!r}") from exc
+            failure: BaseException | None = None
+            for index, node in enumerate(self._nodes):
+                try:
+                    self._connection = await self._aio_pika.connect_robust(
+                        node, timeout=self._timeout, reconnect_interval=1.0
+                    )
+                except self._failures as exc:
+                    failure = exc
+                    continue
+                self._follow_nodes(self._connection, index)
+                break
+            else:
+                where = masked_url(self._url)
+                raise BrokerUnavailableError(f"cannot reach RabbitMQ at {where}: {failure!r}")
         return self._connection
+
+    def _follow_nodes(self, connection: "AbstractRobustConnection", current: int) -> None:
+        """After a loss, and after each failed attempt to restore it, the connection's next
+        attempt goes to the next node.
+
+        NOTE: messaging/connection.follow_nodes written again (the client depends on contracts
+        only): aio-pika calls the close callbacks then, and reads the public `url` per attempt.
+        """
+        if len(self._nodes) < 2:
+            return
+        following = itertools.cycle(self._nodes[current + 1 :] + self._nodes[: current + 1])
+        make_url = self._aio_pika.connection.make_url
+
+        def move_on(sender: "AbstractConnection | None", exc: BaseException | None) -> None:
+            if sender is not None and not sender.is_closed:
+                sender.url = make_url(next(following))  # type: ignore[attr-defined]
+
+        connection.close_callbacks.add(move_on)
 
     async def schedule(self, request: JobRequest, idempotency_key: str | None) -> JobAccepted:
         """Publish the request on jobcast.schedule and wait for its {"offset": n}."""

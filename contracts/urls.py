@@ -1,9 +1,66 @@
-"""Connection URLs as they may be shown: a password never leaves the process in one."""
+"""Connection URLs as they may be shown (a password never leaves the process in one), and the
+nodes of a RabbitMQ cluster named in one URL."""
 
 import ipaddress
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 MASK = "***"
+
+AMQP_SCHEMES = ("amqp", "amqps")
+MAX_NODES = 16
+"""Bound on the nodes one URL may name (RabbitMQ clusters have 3, 5 or 7)."""
+
+
+def node_urls(url: str) -> tuple[str, ...]:
+    """One URL per node of `url`, in order: `amqp://user:pass@host1:5672,host2:5673,host3/vhost`
+    names three nodes sharing the credentials, vhost and query (as libpq and MongoDB write
+    several hosts). A URL with one host is returned as it is. ValueError, saying what is wrong
+    and never with the password, for anything else."""
+    shown = masked_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"RabbitMQ URL {shown!r} is not a URL: {exc}") from None
+    if parts.scheme not in AMQP_SCHEMES:
+        raise ValueError(
+            f"RabbitMQ URL {shown!r} must start with amqp:// or amqps:// "
+            "(several nodes: amqp://user:password@host1:5672,host2:5672/vhost)"
+        )
+    if "://" in parts.netloc + parts.path:
+        # NOTE: not shown: each URL may hold a password of its own
+        raise ValueError(
+            "the RabbitMQ URL is a list of URLs: write one URL with several hosts, "
+            "amqp://user:password@host1:5672,host2:5672/vhost (one user and vhost for all)"
+        )
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not hosts:
+        return (url,)  # amqp:/// : the client library's default host, as before
+    names = hosts.split(",")
+    if len(names) > MAX_NODES:
+        raise ValueError(f"RabbitMQ URL {shown!r} names {len(names)} nodes; at most {MAX_NODES}")
+    found: list[str] = []
+    for name in names:
+        node = parts._replace(netloc=f"{userinfo}{at}{name}")
+        _check_node(node, name, shown)
+        if node.geturl() in found:
+            raise ValueError(f"RabbitMQ URL {shown!r} names node {name!r} twice")
+        found.append(node.geturl())
+    return tuple(found)
+
+
+def _check_node(node: SplitResult, name: str, shown: str) -> None:
+    if not name.strip():
+        raise ValueError(f"RabbitMQ URL {shown!r} has an empty host (two commas, or one at an end)")
+    try:
+        port = node.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(
+            f"RabbitMQ URL {shown!r}: node {name!r} has no valid port (a number 1-65535)"
+        )
+    if not node.hostname:
+        raise ValueError(f"RabbitMQ URL {shown!r}: node {name!r} has no host")
 
 
 def masked_url(url: str) -> str:

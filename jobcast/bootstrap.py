@@ -19,12 +19,13 @@ from contracts.errors import ConfigurationError
 from contracts.headers import HEADER_SIGNATURE
 from contracts.signing import DEVELOPMENT_KEY, Signer
 from contracts.topology import JOBS_QUEUE
-from contracts.urls import host_of, is_loopback, masked_url
+from contracts.urls import host_of, is_loopback, masked_url, node_urls
 from jobcast.settings import Settings
 from messaging.connection import BROKER_FAILURES, unreachable
 from messaging.connection import connect as connect_robust
 from messaging.dead_letters import dead_letters_via
 from messaging.declare import declare_topology
+from messaging.faststream import ClusterBroker
 from messaging.publishing import ConfirmedChannel
 from observability.hooks import Hooks
 
@@ -32,13 +33,14 @@ logger = logging.getLogger(__name__)
 
 
 def create_broker(settings: Settings, routers: Sequence[RabbitRouter] = ()) -> RabbitBroker:
-    """A RabbitBroker with publisher confirms on, quiet per-message logs, and `routers`.
+    """A RabbitBroker on the first node of JOBCAST_AMQP_URL that answers (moving to another when
+    it is lost), with publisher confirms on, quiet per-message logs, and `routers`.
 
     No middlewares: what it carries is counted and traced by the hooks its handlers are given
     (observability/hooks.py), like everything aio-pika carries. ConfigurationError if the URL
     logs in as guest on a broker on another machine (check_broker_user)."""
     check_broker_user(settings)
-    return RabbitBroker(
+    return ClusterBroker(
         settings.amqp_url,
         routers=routers,
         # NOTE: graceful_timeout bounds how long stop() waits for running handlers (SIGTERM).
@@ -54,8 +56,8 @@ def check_broker_user(settings: Settings) -> None:
     RabbitMQ's well-known guest user, unless JOBCAST_ALLOW_GUEST=true. Checked before any
     connection is made."""
     user = urlsplit(settings.amqp_url).username or "guest"  # as aio-pika defaults it
-    host = host_of(settings.amqp_url)
-    if unquote(user) == "guest" and not is_loopback(host) and not settings.allow_guest:
+    on_this_machine = all(is_loopback(host_of(node)) for node in node_urls(settings.amqp_url))
+    if unquote(user) == "guest" and not on_this_machine and not settings.allow_guest:
         raise ConfigurationError(
             f"RabbitMQ ({masked_url(settings.amqp_url)}) is not on this machine and "
             "JOBCAST_AMQP_URL logs in as guest: give each process a user of its own "
@@ -94,10 +96,11 @@ def signer(settings: Settings) -> Signer:
     against a broker on another machine (anyone who read the code could forge results)."""
     if settings.signing_key is not None:
         return Signer(settings.signing_key.get_secret_value())
-    host = host_of(settings.amqp_url)
-    if not is_loopback(host):
+    hosts = [host_of(node) for node in node_urls(settings.amqp_url)]
+    if not all(is_loopback(host) for host in hosts):
         raise ConfigurationError(
-            f"JOBCAST_SIGNING_KEY is not set and RabbitMQ ({host}) is not on this machine: "
+            f"JOBCAST_SIGNING_KEY is not set and RabbitMQ ({', '.join(hosts)}) is not on this "
+            "machine: "
             "set the same secret key on every gateway and worker"
         )
     logger.warning("JOBCAST_SIGNING_KEY is not set: jobs and replies use the development key")

@@ -29,7 +29,10 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ConfigurationError as exc:
+        _fail(exc)
     configure_logging(settings.log_format, settings.log_level)
     return settings
 

@@ -7,8 +7,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.batches import MAX_BATCH_BYTES
+from contracts.errors import ConfigurationError
 from contracts.messages import MAX_RESULT_BYTES
 from contracts.topology import DELIVERY_LIMIT
+from contracts.urls import node_urls
 from ledger.retention import parse_duration
 from producer.rate_limit import RateLimit
 
@@ -21,7 +23,10 @@ class Settings(BaseSettings):
     amqp_url: str = Field(
         "amqp://guest:guest@localhost:5672/",
         description="RabbitMQ URL; amqps://host:5671/vhost?cafile=/path/ca.pem for TLS "
-        "(certfile= and keyfile= for a client certificate). Printed with its password masked.",
+        "(certfile= and keyfile= for a client certificate). A cluster: its nodes as one URL "
+        "with several hosts, amqp://user:password@host1:5672,host2:5672,host3:5672/vhost; "
+        "each process connects to the first that answers and moves to another when its node "
+        "is lost. Printed with its password masked.",
     )
     allow_guest: bool = Field(
         False,
@@ -151,6 +156,17 @@ class Settings(BaseSettings):
         description="Submissions per API key per second, with a burst: `20/s,burst=40` (burst "
         "defaults to the rate). Over it: 429 with Retry-After. Per gateway. Unset or off: none.",
     )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_nodes(cls, value: str) -> str:
+        # NOTE: refused at start, saying what is wrong. A ConfigurationError, not a ValueError:
+        # pydantic would print the value, password and all, beside the message.
+        try:
+            node_urls(value)
+        except ValueError as exc:
+            raise ConfigurationError(f"JOBCAST_AMQP_URL: {exc}") from None
+        return value
 
     @field_validator("rate_limit")
     @classmethod

@@ -20,6 +20,7 @@ from contracts.topology import (
     DEAD_MAX_LENGTH,
     DEAD_QUEUE,
 )
+from messaging.connection import connect_once
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ async def declare_topology(amqp_url: str) -> None:
     Uses a connection of its own: declaring through the broker would cache these queues on its
     default channel, and subscribers would then consume there, ignoring their own prefetch.
     """
-    connection = await aio_pika.connect(amqp_url)
+    connection = await connect_once(amqp_url)
     async with connection:
         try:
             await _declare(connection, amqp_url)
