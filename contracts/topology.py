@@ -50,6 +50,20 @@ class Queue:
         return self.arguments.get("x-queue-type") == "quorum"
 
 
+QUORUM_SIZE_ARGUMENT = "x-quorum-initial-group-size"
+"""How many replicas (cluster nodes) a quorum queue gets when it is created: JOBCAST_QUORUM_SIZE.
+Unset, RabbitMQ 3.10 puts one on every node of the cluster. It counts at creation only: a queue
+that exists keeps its replicas (`rabbitmq-queues add_member` / `grow` change them)."""
+
+
+def declared_arguments(queue: "Queue", quorum_size: int | None = None) -> Arguments:
+    """`queue`'s arguments as declared on a broker: its own, and for a quorum queue the
+    initial group size `quorum_size` (None: RabbitMQ's default, not sent)."""
+    if quorum_size is None or not queue.quorum:
+        return dict(queue.arguments)
+    return {**queue.arguments, QUORUM_SIZE_ARGUMENT: quorum_size}
+
+
 DELIVERY_LIMIT = 10
 """Broker-side backstop: a message redelivered more often than this is dead-lettered.
 

@@ -78,7 +78,7 @@ async def start_broker(
     logger.info("connecting to RabbitMQ at %s", masked_url(settings.amqp_url))
     try:
         connection = await broker.connect()
-        await declare_topology(settings.amqp_url)
+        await declare_topology(settings.amqp_url, settings.quorum_size)
         for start in attach:
             await start(connection)
         await broker.start()

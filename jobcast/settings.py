@@ -14,6 +14,9 @@ from contracts.urls import node_urls
 from ledger.retention import parse_duration
 from producer.rate_limit import RateLimit
 
+MAX_QUORUM_SIZE = 7
+"""RabbitMQ advises quorum groups of 3, 5 or 7 replicas: more only slows every write."""
+
 
 class Settings(BaseSettings):
     """jobcast's settings; the README's table lists each with its default."""
@@ -27,6 +30,15 @@ class Settings(BaseSettings):
         "with several hosts, amqp://user:password@host1:5672,host2:5672,host3:5672/vhost; "
         "each process connects to the first that answers and moves to another when its node "
         "is lost. Printed with its password masked.",
+    )
+    quorum_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_QUORUM_SIZE,
+        description="Replicas (cluster nodes) of each quorum queue jobcast creates "
+        "(x-quorum-initial-group-size): 3 on a three-node cluster survives the loss of one "
+        "node. Unset: RabbitMQ's default, a replica on every node. Counts when a queue is "
+        "created only; an existing queue keeps its replicas (a warning says so).",
     )
     allow_guest: bool = Field(
         False,
@@ -167,6 +179,11 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ConfigurationError(f"JOBCAST_AMQP_URL: {exc}") from None
         return value
+
+    @field_validator("quorum_size", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("rate_limit")
     @classmethod

@@ -19,6 +19,8 @@ from contracts.topology import (
     DEAD_MAX_BYTES,
     DEAD_MAX_LENGTH,
     DEAD_QUEUE,
+    QUORUM_SIZE_ARGUMENT,
+    declared_arguments,
 )
 from messaging.connection import connect_once
 
@@ -28,9 +30,10 @@ TOPOLOGY_WAIT_SECONDS = 30.0
 """How long a process that may not declare the topology waits for a gateway to declare it."""
 
 
-async def declare_topology(amqp_url: str) -> None:
+async def declare_topology(amqp_url: str, quorum_size: int | None = None) -> None:
     """Declare every exchange, queue and binding of the topology (idempotent), so that nothing
-    published is unroutable or dead-lettered into nothing, whatever process starts first.
+    published is unroutable or dead-lettered into nothing, whatever process starts first. A
+    quorum queue created now gets `quorum_size` replicas (None: one per node of the cluster).
 
     Uses a connection of its own: declaring through the broker would cache these queues on its
     default channel, and subscribers would then consume there, ignoring their own prefetch.
@@ -38,7 +41,7 @@ async def declare_topology(amqp_url: str) -> None:
     connection = await connect_once(amqp_url)
     async with connection:
         try:
-            await _declare(connection, amqp_url)
+            await _declare(connection, amqp_url, quorum_size)
         except aiormq.exceptions.ChannelAccessRefused:
             # NOTE: a least-privilege user (a worker's, deploy/rabbitmq/definitions.json) may
             # not configure the topology; the gateway's user declares it. Such a process only
@@ -88,7 +91,9 @@ async def _queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) 
     return True
 
 
-async def _declare(connection: aio_pika.abc.AbstractConnection, amqp_url: str) -> None:
+async def _declare(
+    connection: aio_pika.abc.AbstractConnection, amqp_url: str, quorum_size: int | None
+) -> None:
     channel = await connection.channel()
     for exchange in ALL_EXCHANGES:
         await channel.declare_exchange(
@@ -98,20 +103,34 @@ async def _declare(connection: aio_pika.abc.AbstractConnection, amqp_url: str) -
     for queue in ALL_QUEUES:
         try:
             declared = await channel.declare_queue(
-                queue.name, durable=queue.durable, arguments=dict(queue.arguments)
+                queue.name,
+                durable=queue.durable,
+                arguments=dict(declared_arguments(queue, quorum_size)),
             )
-        except aio_pika.exceptions.ChannelPreconditionFailed:
-            if queue is not DEAD_QUEUE:
+        except aio_pika.exceptions.ChannelPreconditionFailed as refused:
+            other_group_size = QUORUM_SIZE_ARGUMENT in str(refused)
+            if queue is not DEAD_QUEUE and not other_group_size:
                 raise
-            # NOTE: a jobcast.dead declared before it was bounded (or with other bounds):
-            # RabbitMQ refuses the new arguments and closes the channel. Refusing to start
-            # over it would brick an upgrade, so use it as it is and say how to migrate.
+            # NOTE: RabbitMQ refuses the new arguments and closes the channel. A jobcast.dead
+            # declared before it was bounded (or with other bounds), or a quorum queue created
+            # with another initial group size (JOBCAST_QUORUM_SIZE, or none): refusing to start
+            # over it would brick an upgrade or a resize, so use it as it is and say so.
             channel = await connection.channel()
             declared = await channel.declare_queue(queue.name, passive=True)
-            logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
+            if other_group_size:
+                logger.warning(_OTHER_GROUP_SIZE, queue.name, quorum_size, queue.name)
+            else:
+                logger.warning(_MIGRATE_DEAD_QUEUE, *_migration_args(amqp_url))
         if queue in bound:
             await declared.bind(bound[queue].name, routing_key=queue.routing_key)
 
+
+_OTHER_GROUP_SIZE = (
+    "%s exists with another initial group size (x-quorum-initial-group-size) than "
+    "JOBCAST_QUORUM_SIZE=%s asks for; it keeps the replicas it has (the size counts only when "
+    "a queue is created). To change them: rabbitmq-queues add_member / delete_member %s <node>, "
+    "or rabbitmq-queues grow <node> all (README, Running on a cluster)"
+)
 
 _MIGRATE_DEAD_QUEUE = (
     "jobcast.dead exists with other arguments than this version declares (x-max-length=%s, "
