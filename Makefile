@@ -10,7 +10,7 @@ PYTHON ?= python3
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev,otel]'
+	$(VENV)/bin/pip install --quiet -e '.[dev,otel,bench]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -1,8 +1,10 @@
 """The bench's table, in Markdown: every jobcast figure beside its baseline, with the ratio."""
 
+from bench import guarantees
+from bench.peer_systems import PEERS
 from bench.plan import Plan
 from bench.runner import Results, median
-from bench.workloads import BATCH_SIZE
+from bench.workloads import BATCH_SIZE, Latency
 
 MIB = 2**20
 
@@ -138,4 +140,84 @@ def render(plan: Plan, r: Results) -> str:
         + " jobs/s.",
         "",
     ]
+    if r.peer_w1:
+        lines += ["", render_peers(plan, r), "", guarantees.render(), ""]
+    return "\n".join(lines)
+
+
+def _w2(latencies: list[Latency], attr: str) -> float:
+    return median([getattr(x, attr) for x in latencies])
+
+
+def render_peers(plan: Plan, r: Results) -> str:
+    """jobcast beside the peers a user would pick instead, with jobcast ÷ each peer."""
+    amqp = median(r.w1_amqp["jobcast"])
+    http = median(r.w1_http["jobcast"])
+    feed = median(r.w1_feed) if r.w1_feed else 0.0
+    jobcast_p50 = _w2(r.w2["jobcast"], "done_p50")
+    rows: list[tuple[str, float, float, float, float]] = [
+        (
+            "**jobcast over AMQP** (RPC submit; done read from the ledger)",
+            amqp,
+            0.0,
+            0.0,
+            0.0,
+        ),
+        ("**jobcast over AMQP, the client following `GET /jobs/stream`**", feed, 0, 0, 0),
+        (
+            "**jobcast over HTTP** (POST; W2: long poll `?wait=&after=`)",
+            http,
+            jobcast_p50,
+            _w2(r.w2["jobcast"], "done_p95"),
+            _w2(r.w2["jobcast"], "first_p50"),
+        ),
+        (
+            "aio-pika pipeline (classic, persistent, confirmed)",
+            median(r.w1_amqp["pika"]),
+            _w2(r.w2["pika"], "done_p50"),
+            _w2(r.w2["pika"], "done_p95"),
+            _w2(r.w2["pika"], "first_p50"),
+        ),
+        (
+            "FastAPI example (HTTP; W2: POST, then GET until done)",
+            median(r.w1_http["example"]),
+            _w2(r.w2_example, "done_p50") if r.w2_example else 0.0,
+            _w2(r.w2_example, "done_p95") if r.w2_example else 0.0,
+            _w2(r.w2_example, "first_p50") if r.w2_example else 0.0,
+        ),
+    ]
+    for spec in PEERS:
+        if spec.key in r.peer_w1:
+            w2 = r.peer_w2[spec.key]
+            rows.append(
+                (
+                    spec.label,
+                    median(r.peer_w1[spec.key]),
+                    _w2(w2, "done_p50"),
+                    _w2(w2, "done_p95"),
+                    _w2(w2, "first_p50"),
+                )
+            )
+
+    def cell(value: float, digits: int) -> str:
+        return f"{value:.{digits}f}" if value else "-"
+
+    lines = [
+        f"jobcast beside its peers: W1 {plan.peer_w1_jobs} jobs (three zero-length steps and "
+        f"done, every result seen by the client), W2 {plan.peer_w2_jobs} jobs one at a time; "
+        f"medians of {plan.peer_repetitions} round(s). Ratios: jobcast over AMQP ÷ the peer "
+        "for W1 (above 1: jobcast faster), jobcast over HTTP ÷ the peer for W2 p50 (below 1: "
+        "jobcast faster).",
+        "",
+        "| system | W1 jobs/s | W2 done p50 ms | W2 done p95 ms | W2 first result p50 ms "
+        "| W1: jobcast ÷ it | W2 p50: jobcast ÷ it |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for index, (label, w1, p50, p95, first) in enumerate(rows):
+        peer = index >= 3
+        lines.append(
+            f"| {label} | {cell(w1, 0)} | {cell(p50, 1)} | {cell(p95, 1)} | {cell(first, 1)} "
+            f"| {_ratio(amqp, w1) if peer else ''} "
+            f"| {_ratio(jobcast_p50, p50) if peer and p50 else ''} |"
+        )
     return "\n".join(lines)

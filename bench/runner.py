@@ -13,6 +13,7 @@ import psutil
 
 from bench import workloads as w
 from bench.memory import RssSampler
+from bench.peer_systems import PEERS, Peer
 from bench.plan import Plan
 from bench.systems import FastapiExample, Jobcast, PikaBaseline
 
@@ -31,6 +32,10 @@ class Results:
     memory: w.Memory | None = None
     pika_rss: dict[str, int] = field(default_factory=dict)
     ledger_bytes_per_job: float = 0.0
+    w1_feed: list[float] = field(default_factory=list)
+    w2_example: list[w.Latency] = field(default_factory=list)
+    peer_w1: dict[str, list[float]] = field(default_factory=dict)
+    peer_w2: dict[str, list[w.Latency]] = field(default_factory=dict)
 
 
 def median(values: list[float]) -> float:
@@ -63,6 +68,7 @@ async def run(plan: Plan, log: Callable[[str], None], keep_logs: bool = False) -
         example = FastapiExample(run_dir)
         started.append(example)
         await _phases(plan, results, jobcast, pika, example, log)
+        await _peers(plan, results, jobcast, example, run_dir, log)
     except BaseException:
         keep_logs = True
         raise
@@ -123,6 +129,39 @@ async def _phases(
     results.ledger_bytes_per_job = jobcast.ledger_bytes() / jobcast.done_count()
     log(f"ledger: {results.ledger_bytes_per_job:.0f} bytes/job ({jobs_before} jobs before)")
     await _w3(plan, results, jobcast, pika, pika_offset, log)
+
+
+async def _peers(
+    plan: Plan,
+    results: Results,
+    jobcast: Jobcast,
+    example: FastapiExample,
+    run_dir: Path,
+    log: Callable[[str], None],
+) -> None:
+    """jobcast's feed run, the example's W2, then each peer started in turn: W1 and W2."""
+    jobcast.start_worker()  # back at step_seconds=0 after W3
+    for rep in range(plan.peer_repetitions):
+        rate = await w.w1_feed_jobcast(jobcast, plan.peer_w1_jobs)
+        results.w1_feed.append(rate)
+        example_w2 = await w.w2_example(example, plan.peer_w2_jobs)
+        results.w2_example.append(example_w2)
+        log(f"W1 feed rep {rep + 1}: jobcast {rate:.0f}/s; W2 FastAPI example {example_w2}")
+    for spec in PEERS:
+        peer = Peer(spec, run_dir)
+        try:
+            for rep in range(plan.peer_repetitions):
+                w1 = await peer.run("w1", plan.peer_w1_jobs)
+                if w1["results_seen"] < plan.peer_w1_jobs:
+                    raise RuntimeError(f"{spec.key} W1 saw only {w1}")
+                rate = float(w1["jobs"]) / float(w1["seconds"])  # type: ignore[arg-type]
+                w2 = await peer.run("w2", plan.peer_w2_jobs)
+                latency = w.latency(w2["first"], w2["done"])  # type: ignore[arg-type]
+                results.peer_w1.setdefault(spec.key, []).append(rate)
+                results.peer_w2.setdefault(spec.key, []).append(latency)
+                log(f"{spec.key} rep {rep + 1}: W1 {rate:.0f}/s, W2 {latency}")
+        finally:
+            peer.stop()
 
 
 async def _w3(

@@ -1,6 +1,7 @@
 """The workloads W1, W2, W3 and the memory run, each timing one system once."""
 
 import asyncio
+import contextlib
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,8 @@ import orjson
 from bench.clients import JOB, AmqpSubmitter, http_client, post_all
 from bench.memory import RssSampler
 from bench.systems import JOBS_QUEUE, FastapiExample, Jobcast, PikaBaseline
+from client.feed import FeedTransport
+from contracts import ReplyKind
 
 SCHEDULE_QUEUE = "jobcast.schedule"
 POLL_SECONDS = 0.02
@@ -112,13 +115,26 @@ class Latency:
     first_p99: float
     done_p50: float
     done_p99: float
+    first_p95: float = 0.0
+    done_p95: float = 0.0
 
 
-def _latency(first: list[float], done: list[float]) -> Latency:
+def latency(first: list[float], done: list[float]) -> Latency:
+    """Percentiles of submit → first result and submit → done, given in seconds."""
+
     def pct(values: list[float], q: int) -> float:
+        if len(values) == 1:
+            return values[0] * 1000
         return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
-    return Latency(pct(first, 50), pct(first, 99), pct(done, 50), pct(done, 99))
+    return Latency(
+        pct(first, 50),
+        pct(first, 99),
+        pct(done, 50),
+        pct(done, 99),
+        first_p95=pct(first, 95),
+        done_p95=pct(done, 95),
+    )
 
 
 async def w2_pika(pika: PikaBaseline, jobs: int, first_offset: int) -> Latency:
@@ -135,7 +151,7 @@ async def w2_pika(pika: PikaBaseline, jobs: int, first_offset: int) -> Latency:
             done.append(await pika.wait_for("D", offset) - began)
     finally:
         await client.close()
-    return _latency(first, done)
+    return latency(first, done)
 
 
 async def w2_jobcast(jobcast: Jobcast, jobs: int) -> Latency:
@@ -156,7 +172,87 @@ async def w2_jobcast(jobcast: Jobcast, jobs: int) -> Latency:
                     first.append(now - began)
                 seen = response.json()
             done.append(time.perf_counter() - began)
-    return _latency(first, done)
+    return latency(first, done)
+
+
+async def w1_feed_jobcast(jobcast: Jobcast, n: int) -> float:
+    """W1 over AMQP with the client following every job through one feed (`GET /jobs/stream`,
+    the jobcast client's `follow_many`): until it has seen every step and done of n jobs."""
+    feed = FeedTransport(jobcast.http_url)
+    after = [-1]  # count only jobs with a higher offset (the ones measured)
+    seen = {"replies": 0, "done": 0}
+    progress = asyncio.Event()
+
+    async def follow() -> None:
+        async for _cursor, reply in feed.follow_many():
+            if reply.offset > after[0]:
+                seen["replies"] += 1
+                seen["done"] += reply.kind is ReplyKind.DONE
+                progress.set()
+
+    follower = asyncio.ensure_future(follow())
+    client = AmqpSubmitter(jobcast.vhost.url, SCHEDULE_QUEUE, rpc=True)
+    await client.open()
+    try:
+        await _until_feed_follows(client, seen, progress)
+        await _until(lambda: len(client.answers) == seen["warm-ups"], 10)
+        after[0] = max(client.answers.values())
+        seen["replies"] = seen["done"] = 0
+        began = time.perf_counter()
+        await client.publish_all(orjson.dumps(JOB) for _ in range(n))
+        await _until(lambda: seen["done"] >= n, 60 + n / 50)
+        rate = n / (time.perf_counter() - began)
+        if seen["replies"] != 4 * n:
+            raise RuntimeError(f"the feed showed {seen['replies']} replies of {n} jobs")
+        return rate
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await client.close()
+        await feed.close()
+
+
+async def _until_feed_follows(
+    client: AmqpSubmitter, seen: dict[str, int], progress: asyncio.Event
+) -> None:
+    """Submit a job at a time until the feed shows one (it is connected from then on)."""
+    seen["warm-ups"] = 0
+    deadline = time.perf_counter() + 30
+    while not seen["done"]:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the feed showed no job in 30 s")
+        progress.clear()
+        await client.publish(orjson.dumps(JOB))
+        seen["warm-ups"] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(progress.wait(), 1)
+
+
+async def _until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"not reached in {timeout} s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def w2_example(example: FastapiExample, jobs: int) -> Latency:
+    """W2 on the FastAPI example: POST /schedule, then GET /messages until done (it has no
+    long poll: asked again at once)."""
+    first: list[float] = []
+    done: list[float] = []
+    async with http_client(example.http_url) as http:
+        for _ in range(jobs):
+            began = time.perf_counter()
+            offset = (await http.post("/schedule", json=JOB)).json()["offset"]
+            seen: list[str] = []
+            while not seen or seen[-1] != "done":
+                seen = (await http.get(f"/messages/{offset}")).json()
+                if seen and len(first) < len(done) + 1:
+                    first.append(time.perf_counter() - began)
+            done.append(time.perf_counter() - began)
+    return latency(first, done)
 
 
 async def w3_jobcast(jobcast: Jobcast, n: int) -> float:

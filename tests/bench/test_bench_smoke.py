@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.guarantees import GUARANTEES
+from bench.peer_systems import PEERS
+
 ROWS = (
     "W1 over AMQP",
     "W1 over HTTP",
@@ -30,6 +33,21 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) ->
     assert table.strip() == done.stdout.strip()
     for row in ROWS:
         assert f"| {row}" in table, f"{row!r} missing from:\n{table}"
+    # every peer ran both workloads: a W1 rate and a W2 p50 that are numbers above zero
+    for spec in PEERS:
+        cells = _cells(table, spec.label + " |")
+        assert float(cells[1]) > 0, cells
+        assert float(cells[2]) > 0, cells
+    assert float(_cells(table, "**jobcast over AMQP, the client following")[1]) > 0
+    for system, guarantees in GUARANTEES.items():
+        assert _cells(table, system + " |")[1:] == list(guarantees)
+
+
+def _cells(table: str, label: str) -> list[str]:
+    """The cells of the one row whose first cell starts with `label`."""
+    rows = [line for line in table.splitlines() if line.startswith(f"| {label}")]
+    assert len(rows) == 1, f"{label!r}: {rows} in:\n{table}"
+    return [cell.strip() for cell in rows[0].strip("|").split(" | ")]
 
 
 def test_cpu_per_job_lists_every_process_of_both_systems(amqp_base_url: str) -> None:
@@ -54,7 +72,7 @@ def run_bench(amqp_base_url: str, module: str, *args: str) -> subprocess.Complet
         [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
         env={**os.environ, "BENCH_AMQP_URL": amqp_base_url},
     )
