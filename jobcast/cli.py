@@ -6,10 +6,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
+from typing import NoReturn
 
 import orjson
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from client import cli as client_cli
 from contracts import BrokerUnavailableError, LedgerUnavailableError
@@ -33,6 +35,8 @@ def _settings() -> Settings:
         settings = Settings()
     except ConfigurationError as exc:
         _fail(exc)
+    except ValidationError as exc:
+        _fail(settings_errors(exc))
     configure_logging(settings.log_format, settings.log_level)
     return settings
 
@@ -107,7 +111,18 @@ class _DrainingServer(uvicorn.Server):
                 running.remove_signal_handler(sig)
 
 
-def _fail(reason: object) -> None:
+def settings_errors(exc: ValidationError) -> str:
+    """Each refused setting in a line, by its variable's name, without its value: a model-wide
+    check's input holds every setting, passwords and the signing key among them."""
+    lines = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        name = f"JOBCAST_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+        lines.append(message if message.startswith(name) else f"{name}: {message}")
+    return "settings refused:\n  " + "\n  ".join(lines)
+
+
+def _fail(reason: object) -> NoReturn:
     typer.secho(f"jobcast: {reason}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 

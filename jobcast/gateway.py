@@ -17,7 +17,7 @@ from contracts.topology import (
     PROGRESS_QUEUE,
     SCHEDULE_QUEUE,
 )
-from jobcast import asyncapi, dashboard
+from jobcast import asyncapi, dashboard, webclient
 from jobcast.bootstrap import (
     Attach,
     JobPublisher,
@@ -29,6 +29,7 @@ from jobcast.bootstrap import (
 )
 from jobcast.http.auth import AUTH_ERRORS, Authenticator
 from jobcast.http.body_limit import BodySizeLimit
+from jobcast.http.cors import cors_middleware
 from jobcast.http.errors import install_error_handlers
 from jobcast.http.read_tokens import ReadGate, token_key, token_of
 from jobcast.http.read_tokens import router as tokens_router
@@ -223,9 +224,12 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         summary="Hand long-running jobs to RabbitMQ and follow every step of them live.",
         version="0.1.0",
         lifespan=lambda _: gateway.running(),
-        # NOTE: tracing outermost, so every log line and count sits inside the request's span.
+        # NOTE: tracing outermost, so every log line and count sits inside the request's span;
+        # CORS next, so a preflight is answered before anything reads a body or asks for a key,
+        # and every answer (a 413 from the body limit, a 401, a domain error) carries its headers.
         middleware=[
             *gateway.hooks.tracing.http_middleware(),
+            *cors_middleware(settings.cors_origins),
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,
@@ -268,6 +272,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         query_sse.router(gateway.results, who), dependencies=keyed, responses=AUTH_ERRORS
     )
     app.include_router(asyncapi.router)
+    app.include_router(webclient.router())
     app.include_router(dashboard.router(dashboard.pipeline_names(settings), guard=[Depends(who)]))
     app.include_router(
         probes.router(

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.batches import MAX_BATCH_BYTES
@@ -11,6 +11,7 @@ from contracts.errors import ConfigurationError
 from contracts.messages import MAX_RESULT_BYTES
 from contracts.topology import DELIVERY_LIMIT
 from contracts.urls import node_urls
+from jobcast.http.cors import ANY_ORIGIN, allowed_origins
 from ledger.retention import parse_duration
 from producer.rate_limit import RateLimit
 
@@ -62,6 +63,13 @@ class Settings(BaseSettings):
         description="on: every endpoint but /health and /ready needs an API key (jobcast keys "
         "add) and a key reads only its own jobs. off (the local quickstart): anyone who reaches "
         "the gateway reads every job; must be on in production.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Web pages on other origins that may call the gateway (schedule, read, "
+        "follow): comma-separated exact origins as a browser sends them "
+        "(https://app.example.com), or * for any page, refused with JOBCAST_AUTH=on. Unset: "
+        "none (CORS off). Credentials (cookies) are never allowed.",
     )
     host: str = Field("127.0.0.1", description="Gateway HTTP bind address.")
     port: int = Field(8000, description="Gateway HTTP port.")
@@ -184,6 +192,28 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return value.split(",") if isinstance(value, str) else value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return allowed_origins(value)
+
+    @model_validator(mode="after")
+    def _no_open_cors_with_auth(self) -> "Settings":
+        # NOTE: refused at start: with keys on, `*` would let any page on the web drive the
+        # API with whatever key or token it gets hold of; name the pages that may.
+        if self.auth == "on" and ANY_ORIGIN in self.cors_origins:
+            raise ValueError(
+                "JOBCAST_CORS_ORIGINS=* (any web page) is refused with JOBCAST_AUTH=on: list "
+                "the exact origins of the pages that may call this gateway "
+                "(JOBCAST_CORS_ORIGINS=https://app.example.com,https://admin.example.com)"
+            )
+        return self
 
     @field_validator("rate_limit")
     @classmethod
