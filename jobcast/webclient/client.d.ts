@@ -16,6 +16,15 @@ export interface Reply {
   produced_at: string;
 }
 
+/** How far a running step got: `seq` is that step's, `value` its figures. */
+export interface Progress {
+  offset: number;
+  seq: number;
+  kind: "progress";
+  value: { current: number; total: number | null; message: string | null };
+  produced_at: string;
+}
+
 /** What POST /schedule takes (the gateway's /docs has every field). */
 export interface JobRequest {
   fn: string;
@@ -53,6 +62,10 @@ export interface FollowOptions {
   baseUrl?: string;
   /** Each reply once, in seq order, the final one included. */
   onReply?: (reply: Reply) => void;
+  /** How far the running step got, when its pipeline reports it: never after that step's
+   * result, and some ticks may be skipped (never the last). Not a step: it has no reply of its
+   * own among onReply's. */
+  onProgress?: (progress: Progress) => void;
   /** The final reply (done, error or cancelled), once, after its onReply. */
   onDone?: (reply: Reply) => void;
   /** Stops following (the EventSource is closed); the promise rejects with its reason. */

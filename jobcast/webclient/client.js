@@ -26,7 +26,7 @@ export class JobcastError extends Error {
 
 const WHY = {
   401: "the API key or read token is missing, unknown or expired",
-  403: "the API key or read token may not do this (a read token only reads its own jobs; or the key was revoked)",
+  403: "the API key or read token may not do this: a read token only reads its own jobs, a revoked key nothing",
   404: "no such job, or not one this key or read token may read",
   410: "the job was purged",
   429: "too many jobs scheduled: wait and try again",
@@ -101,10 +101,11 @@ export async function schedule(request, { key, baseUrl, idempotencyKey, signal }
 
 // Follow job `offset` until its final reply: onReply(reply) once per reply, in seq order, the
 // final one (done, error or cancelled) included; then onDone(reply), and the promise resolves
-// to it. Rejects with a JobcastError the gateway's refusal (401, 403, 404, 410) or a refused
+// to it. onProgress(reply) gets how far the running step got (reply.value: {current, total,
+// message}), when its pipeline reports it; rate-limited by the gateway, never after its step. Rejects with a JobcastError the gateway's refusal (401, 403, 404, 410) or a refused
 // origin, with `signal`'s reason on abort. A gateway that is down is waited for (pass
 // `signal: AbortSignal.timeout(ms)` to bound it).
-export function followJob(offset, { token, baseUrl, onReply, onDone, signal } = {}) {
+export function followJob(offset, { token, baseUrl, onReply, onProgress, onDone, signal } = {}) {
   if (!/^\d+$/.test(String(offset))) {
     return Promise.reject(new TypeError(`jobcast: an offset is a non-negative integer, not ${offset}`));
   }
@@ -148,6 +149,20 @@ export function followJob(offset, { token, baseUrl, onReply, onDone, signal } = 
       // NOTE: a failed job's reply is an event named `error`, like the EventSource's own
       // connection errors: a MessageEvent is a reply, a plain Event a lost connection.
       for (const kind of REPLY_KINDS) source.addEventListener(kind, received);
+      source.addEventListener("progress", progressed);
+    }
+
+    function progressed(event) {
+      if (ended) return;
+      let reply;
+      try {
+        reply = JSON.parse(event.data);
+      } catch {
+        return; // a tick is a hint: a broken one is skipped, the results still come
+      }
+      // NOTE: a tick carries no id and its running step's seq; one for a step already shown
+      // (replayed on a resume) is stale.
+      if (Number.isInteger(reply?.seq) && reply.seq > last) onProgress?.(reply);
     }
 
     function received(event) {

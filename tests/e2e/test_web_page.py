@@ -173,8 +173,18 @@ def test_with_auth_on_a_page_with_a_key_follows_with_its_read_token_and_no_other
     env = {**jobcast_env, "JOBCAST_AUTH": "on"}
     alice = add_key(env, "alice")
     gateway = serve(spawn, env, origin, JOBCAST_AUTH="on")
-    (pages / "index.html").write_text(page_for(gateway, alice))
     page = watched.page
+    # The README's page as written (no key) is refused, and says so.
+    (pages / "keyless.html").write_text(page_for(gateway))
+    page.goto(f"{origin}/keyless.html")
+    expect(page.locator("#status")).to_have_text(
+        "jobcast: cannot schedule a job: 401 An API key is required (the API key or read token "
+        "is missing, unknown or expired)"
+    )
+    assert steps(page) == []
+    watched.errors.clear()  # the browser reports the 401 itself
+
+    (pages / "index.html").write_text(page_for(gateway, alice))
     page.goto(f"{origin}/index.html")
     expect(page.locator("#status")).to_have_text("job 0: done")
     assert steps(page) == STEPS
@@ -250,11 +260,13 @@ STUB_PAGE = """<ol id="steps"></ol><p id="status"></p>
     constructor(...args) { super(...args); window.sources.push(this); }
   };
   window.done = 0;
+  window.ticks = [];
   const { followJob } = await import("http://gateway.test/client.js");
   const status = document.getElementById("status");
-  for (const offset of [7, 8, 9]) {
+  for (const offset of [7, 8, 9, 10]) {
     try {
       const last = await followJob(offset, { token: "jcr_t", onDone: () => { window.done += 1; },
+        onProgress: (tick) => window.ticks.push([tick.offset, tick.seq, tick.value.current]),
         onReply(reply) {
           const step = document.createElement("li");
           step.textContent = `${reply.offset} ${reply.seq} ${reply.kind}`;
@@ -269,31 +281,40 @@ STUB_PAGE = """<ol id="steps"></ol><p id="status"></p>
 """
 
 
-def _event(offset: int, seq: int, kind: str, *, with_id: bool = True) -> str:
-    data = json.dumps({"offset": offset, "seq": seq, "kind": kind, "value": seq, "produced_at": ""})
+def _event(offset: int, seq: int, kind: str, *, with_id: bool = True, value: object = None) -> str:
+    data = json.dumps(
+        {"offset": offset, "seq": seq, "kind": kind, "value": value, "produced_at": ""}
+    )
     return (f"id: {seq}\n" if with_id else "") + f"event: {kind}\ndata: {data}\n\n"
 
 
 def test_the_client_drops_repeats_resumes_after_the_last_seq_and_says_why_it_stops(watched):
     """The client against a stand-in gateway (no jobcast): a stream that drops, repeats a
-    reply, sends one after the final; one answered 503 once; one refused 401."""
+    reply and a stale progress tick, sends one after the final; one answered 503 once; one
+    refused 401, one 403."""
+    tick = {"current": 40, "total": 100, "message": "resizing"}
     page = watched.page
     asked: list[str] = []
     streams = {
-        # job 7: dropped after seq 1; resumed, the gateway repeats seq 1 and sends a progress
-        # tick and a reply after the final one: none of them is shown
+        # job 7: dropped after seq 1; resumed, the gateway repeats seq 1 and step 1's tick, and
+        # sends a reply after the final one: none of them is shown
         "7": [
-            "retry: 50\n\n" + _event(7, 0, "result") + _event(7, 1, "result"),
-            _event(7, 1, "result")
-            + _event(7, 2, "progress", with_id=False)
+            "retry: 50\n\n"
+            + _event(7, 0, "result")
+            + _event(7, 1, "progress", with_id=False, value=tick)
+            + _event(7, 1, "result"),
+            _event(7, 1, "progress", with_id=False, value=tick)
+            + _event(7, 1, "result")
+            + _event(7, 2, "progress", with_id=False, value={**tick, "current": 60})
             + _event(7, 2, "result")
             + _event(7, 3, "done")
             + _event(7, 4, "result"),
         ],
         # job 8: answered 503 once (the browser gives up on an error status: opened again)
         "8": [503, 503, _event(8, 0, "error")],
-        # job 9: the token is refused
+        # job 9: the token is refused; job 10: its owner's key was revoked
         "9": [401, 401],
+        "10": [403, 403],
     }
     cors = {"access-control-allow-origin": "http://page.test"}
 
@@ -306,7 +327,11 @@ def test_the_client_drops_repeats_resumes_after_the_last_seq_and_says_why_it_sto
         asked.append(request.url)
         answer = streams[offset].pop(0)
         if isinstance(answer, int):
-            detail = {401: "Invalid or expired read token", 503: "ledger unavailable"}[answer]
+            detail = {
+                401: "Invalid or expired read token",
+                403: "API key revoked",
+                503: "ledger unavailable",
+            }[answer]
             route.fulfill(status=answer, json={"detail": detail}, headers=cors)
         else:
             route.fulfill(body=answer, content_type="text/event-stream", headers=cors)
@@ -327,15 +352,18 @@ def test_the_client_drops_repeats_resumes_after_the_last_seq_and_says_why_it_sto
     page.route("http://page.test/favicon.ico", lambda route: route.fulfill(body=b""))
     page.goto("http://page.test/")
 
-    expect(page.locator("#status")).to_contain_text("9 JobcastError")
+    expect(page.locator("#status")).to_contain_text("10 JobcastError")
     assert steps(page) == ["7 0 result", "7 1 result", "7 2 result", "7 3 done", "8 0 error"]
     assert page.locator("#status").text_content() == (
         "7 ended: done. 8 ended: error. 9 JobcastError 401: jobcast: cannot follow job 9: 401 "
         "Invalid or expired read token (the API key or read token is missing, unknown or "
-        "expired). "
+        "expired). 10 JobcastError 403: jobcast: cannot follow job 10: 403 API key revoked (the "
+        "API key or read token may not do this: a read token only reads its own jobs, a revoked "
+        "key nothing). "
     )
     assert page.evaluate("window.done") == 2
-    assert page.evaluate("window.sources.map(s => s.readyState)") == [2, 2, 2, 2]
+    assert page.evaluate("window.ticks") == [[7, 1, 40], [7, 2, 60]]
+    assert page.evaluate("window.sources.map(s => s.readyState)") == [2, 2, 2, 2, 2]
     base = "http://gateway.test/messages"
     assert asked == [
         f"{base}/7/stream?token=jcr_t",
@@ -345,4 +373,6 @@ def test_the_client_drops_repeats_resumes_after_the_last_seq_and_says_why_it_sto
         f"{base}/8/stream?token=jcr_t",  # opened again
         f"{base}/9/stream?token=jcr_t",
         f"{base}/9/stream?token=jcr_t",
+        f"{base}/10/stream?token=jcr_t",
+        f"{base}/10/stream?token=jcr_t",
     ]
