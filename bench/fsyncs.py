@@ -3,6 +3,7 @@
 strace's ptrace stops would slow it). Children started after the count began are not seen."""
 
 import contextlib
+import functools
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 EVENTS = ("syscalls:sys_enter_fsync", "syscalls:sys_enter_fdatasync")
 
 
+@functools.cache
 def available() -> bool:
     """True if `perf` is installed and may read the syscall tracepoints here."""
     if shutil.which("perf") is None:

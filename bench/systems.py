@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from bench.baselines import pika_pipeline
+from bench.peer_systems import through
 from harness.broker import Vhost, base_url
 from harness.processes import JobcastProcess, Process, free_port, python
 
@@ -22,14 +23,16 @@ JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 class Jobcast:
     """`jobcast gateway` plus `jobcast worker` processes on a SQLite ledger."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, relay_port: int | None = None) -> None:
         self.vhost = Vhost(BASE_URL, "bench-jobcast")
+        self.amqp_url = through(self.vhost.url, relay_port)
+        """Where its processes and the bench's clients connect (through bench/wire.py's relay)."""
         self.run_dir = run_dir
         self.ledger_path = run_dir / "ledger.db"
         self.port = free_port()
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            "JOBCAST_AMQP_URL": self.vhost.url,
+            "JOBCAST_AMQP_URL": self.amqp_url,
             "JOBCAST_DATABASE_URL": f"sqlite:///{self.ledger_path}",
             "JOBCAST_PORT": str(self.port),
             "JOBCAST_STEP_SECONDS": "0",
@@ -112,12 +115,13 @@ class Jobcast:
 class PikaBaseline:
     """The aio-pika pipeline: a worker process and a recorder process."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, relay_port: int | None = None) -> None:
         self.vhost = Vhost(BASE_URL, "bench-pika")
+        self.amqp_url = through(self.vhost.url, relay_port)
         self.run_dir = run_dir
         self.recorder = Process(
             "pika-recorder",
-            python("-m", "bench.baselines.pika_pipeline", "recorder", self.vhost.url),
+            python("-m", "bench.baselines.pika_pipeline", "recorder", self.amqp_url),
             {},
             run_dir,
             pipe_stdout=True,
@@ -136,7 +140,7 @@ class PikaBaseline:
             self.worker.stop()
         self.worker = Process(
             "pika-worker",
-            python("-m", "bench.baselines.pika_pipeline", "worker", self.vhost.url),
+            python("-m", "bench.baselines.pika_pipeline", "worker", self.amqp_url),
             {"BENCH_STEP_SECONDS": str(step_seconds)},
             self.run_dir,
             pipe_stdout=True,

@@ -9,6 +9,7 @@ Counted: every frame, and the basic-class methods by direction (a multiple-ack i
 
 import asyncio
 import json
+import re
 import struct
 import sys
 from collections import Counter
@@ -28,6 +29,31 @@ METHODS = {
     120: "nack",
 }
 PROTOCOL_HEADER = 8
+PUBLISH, DELIVER = 40, 60
+_VARYING = re.compile(
+    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|\d+|amq\.gen-\S+"
+)
+
+
+def _shortstr(buffer: bytearray, at: int) -> tuple[str, int]:
+    size = buffer[at]
+    return buffer[at + 1 : at + 1 + size].decode(errors="replace"), at + 1 + size
+
+
+def _route(buffer: bytearray, method: int) -> str:
+    """`exchange key` of a publish or a delivery, with offsets and ids as `*`."""
+    at = HEADER.size + 4
+    if method == PUBLISH:
+        at += 2  # reserved short
+    else:
+        _tag, at = _shortstr(buffer, at)
+        at += 8 + 1  # delivery tag, redelivered
+    exchange, at = _shortstr(buffer, at)
+    key, _ = _shortstr(buffer, at)
+    key = _VARYING.sub("*", key)
+    if key.startswith("*"):  # a reply queue of its own: name it as such
+        key = "(a reply queue)"
+    return f"{exchange or '(default)'} {key}"
 
 
 class FrameCounter:
@@ -55,6 +81,9 @@ class FrameCounter:
                 class_id, method_id = struct.unpack_from(">HH", self.buffer, HEADER.size)
                 if class_id == BASIC and method_id in METHODS:
                     self.counts[f"{self.direction} {METHODS[method_id]}"] += 1
+                    if method_id in (PUBLISH, DELIVER):
+                        route = _route(self.buffer, method_id)
+                        self.counts[f"{METHODS[method_id]} to {route}"] += 1
             del self.buffer[:end]
 
 

@@ -46,7 +46,7 @@ def _job_body(offset: int) -> bytes:
 
 async def w1_amqp_pika(pika: PikaBaseline, n: int, first: int) -> float:
     """W1 on the baseline: publish n jobs to its queue; until the recorder holds every done."""
-    client = AmqpSubmitter(pika.vhost.url, JOBS_QUEUE, rpc=False)
+    client = AmqpSubmitter(pika.amqp_url, JOBS_QUEUE, rpc=False)
     await client.open()
     try:
         bodies = (_job_body(first + i) for i in range(n))
@@ -57,7 +57,7 @@ async def w1_amqp_pika(pika: PikaBaseline, n: int, first: int) -> float:
 
 async def w1_amqp_jobcast(jobcast: Jobcast, n: int) -> float:
     """W1 on jobcast: JobRequests on jobcast.schedule (RPC); until every done is committed."""
-    client = AmqpSubmitter(jobcast.vhost.url, SCHEDULE_QUEUE, rpc=True)
+    client = AmqpSubmitter(jobcast.amqp_url, SCHEDULE_QUEUE, rpc=True)
     await client.open()
     body = orjson.dumps(JOB)
     try:
@@ -139,7 +139,7 @@ def latency(first: list[float], done: list[float]) -> Latency:
 
 async def w2_pika(pika: PikaBaseline, jobs: int, first_offset: int) -> Latency:
     """W2 on the baseline: one job at a time, submit → held by the recorder."""
-    client = AmqpSubmitter(pika.vhost.url, JOBS_QUEUE, rpc=False)
+    client = AmqpSubmitter(pika.amqp_url, JOBS_QUEUE, rpc=False)
     await client.open()
     first: list[float] = []
     done: list[float] = []
@@ -191,7 +191,7 @@ async def w1_feed_jobcast(jobcast: Jobcast, n: int) -> float:
                 progress.set()
 
     follower = asyncio.ensure_future(follow())
-    client = AmqpSubmitter(jobcast.vhost.url, SCHEDULE_QUEUE, rpc=True)
+    client = AmqpSubmitter(jobcast.amqp_url, SCHEDULE_QUEUE, rpc=True)
     await client.open()
     try:
         await _until_feed_follows(client, seen, progress)

@@ -50,20 +50,32 @@ def _cells(table: str, label: str) -> list[str]:
     return [cell.strip() for cell in rows[0].strip("|").split(" | ")]
 
 
-def test_cpu_per_job_lists_every_process_of_both_systems(amqp_base_url: str) -> None:
+def test_cost_per_job_lists_every_process_and_the_broker_operations_of_every_system(
+    amqp_base_url: str,
+) -> None:
     done = run_bench(amqp_base_url, "bench.cpu", "--jobs", "20")
     lines = done.stdout.splitlines()
-    for system, process in [
+    expected = [
         ("jobcast", "gateway"),
         ("jobcast", "worker"),
         ("aio-pika", "recorder"),
         ("aio-pika", "worker"),
-        ("aio-pika", "**total**"),
-    ]:
+        ("celery-db", "PostgreSQL (its backends)"),
+        ("taskiq", "Redis"),
+        *((spec.key, "worker") for spec in PEERS),
+        *((spec.key, "client") for spec in PEERS),
+        *((system, "**total**") for system in ("jobcast", "aio-pika")),
+    ]
+    for system, process in expected:
         row = [
             line for line in lines if line.startswith(f"| {system} |") and f"| {process} |" in line
         ]
         assert row, f"no {process} row for {system} in:\n{done.stdout}"
+    # broker operations: jobcast publishes its submission, job and four replies at least,
+    # the aio-pika pipeline exactly its job and four replies
+    ops = {line.split(" | ")[0][2:]: line for line in lines if line.count(" | ") == 6}
+    assert float(ops["jobcast"].split(" | ")[1]) >= 6, ops
+    assert float(ops["aio-pika"].split(" | ")[1]) == 5, ops
 
 
 def run_bench(amqp_base_url: str, module: str, *args: str) -> subprocess.CompletedProcess[str]:
