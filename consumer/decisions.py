@@ -7,15 +7,11 @@ return: publish an error reply, ack, dead-letter, run, or hand the job back.
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from consumer.pipelines import Pipeline, Registry
 from consumer.runner import Outcome, RunResult, cancelled_reply
 from contracts import Job, Progress, Reply, ReplyKind, UnknownPipelineError
-from contracts.errors import DeadLetterReason, describe
-from contracts.headers import HEADER_SIGNATURE
-from contracts.messages import MAX_REQUEST_BYTES
-from contracts.signing import Signer
+from contracts.errors import DeadLetterReason, RefusedMessageError
+from contracts.signing import Signer, signed_job
 
 
 @dataclass(frozen=True)
@@ -84,16 +80,12 @@ class Delivered:
 def read_job(body: bytes, signature: object, signer: Signer) -> Job | GiveUp:
     """The job a message carries, or why it is refused unread: too large, not signed by a
     gateway, or not a job."""
-    if len(body) > MAX_REQUEST_BYTES:
-        return GiveUp(DeadLetterReason.TOO_LARGE, f"too large: a job of {len(body)} bytes")
-    if not signer.verify(body, signature):
-        # NOTE: no error reply: a job no gateway signed names an offset it does not own.
-        why = "no" if signature is None else "a wrong"
-        return GiveUp(DeadLetterReason.UNSIGNED, f"unsigned job: {why} {HEADER_SIGNATURE}")
+    # NOTE: no error reply for a refused job: one no gateway signed names an offset it does
+    # not own.
     try:
-        return Job.model_validate_json(body)
-    except ValidationError as exc:
-        return GiveUp(DeadLetterReason.INVALID_JOB, f"invalid job: {describe(exc)}")
+        return signed_job(body, signature, signer)
+    except RefusedMessageError as exc:
+        return GiveUp(exc.reason, exc.detail)
 
 
 def needs_resume_point(delivered: Delivered, registry: Registry) -> bool:

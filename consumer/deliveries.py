@@ -5,28 +5,16 @@ a stopping worker would look like one whose worker died. A stopping worker there
 job back as a new message carrying the crashes counted so far (`x-jobcast-crashes`), and the
 next worker adds RabbitMQ's count of *this* message's failed deliveries to it.
 
-Both headers come from the wire: anyone who may publish on jobcast.jobs may set them. A value
-jobcast could not have written (not an int, a bool, negative) counts as 0, which is no more
-than leaving the header out, and a count is never more than the cap, so no header can crash
-the worker, lower the count below what RabbitMQ counted, or grow without bound.
+Both headers come from the wire: anyone who may publish on jobcast.jobs may set them (a
+gateway's user; a worker's hand-back gets there only through a gateway's checks,
+contracts/handbacks.py). A value jobcast could not have written (not an int, a bool,
+negative) counts as 0, which is no more than leaving the header out, and a count is never
+more than the cap, so no header can crash the worker, lower the count below what RabbitMQ
+counted, or grow without bound.
 """
 
-from contracts.headers import DELIVERY_COUNT, HEADER_CRASHES
+from contracts.headers import BROKER_HISTORY, DELIVERY_COUNT, HEADER_CRASHES
 from messaging.connection import Headers, header_count
-
-_BROKER_HEADERS = frozenset(
-    {
-        DELIVERY_COUNT,
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-    }
-)
-"""What RabbitMQ writes about one message's own history; a new copy starts without it."""
 
 
 def crashes(headers: Headers | None, cap: int) -> int:
@@ -46,5 +34,5 @@ def handed_back(headers: Headers | None) -> bool:
 def hand_back_headers(headers: Headers | None, crashes_so_far: int) -> dict[str, object]:
     """The headers of a handed-back job's new message: the original's (its signature, its
     trace) without RabbitMQ's delivery history, plus the crashes counted so far."""
-    kept = {k: v for k, v in (headers or {}).items() if k not in _BROKER_HEADERS}
+    kept = {k: v for k, v in (headers or {}).items() if k not in BROKER_HISTORY}
     return {**kept, HEADER_CRASHES: crashes_so_far}

@@ -29,7 +29,7 @@ from consumer.worker import Worker
 from contracts import Job, Progress, ProgressQuery, Reply
 from contracts.errors import BrokerUnavailableError, DeadLetterReason
 from contracts.headers import HEADER_SIGNATURE
-from contracts.topology import JOBS_QUEUE, PROGRESS_QUEUE
+from contracts.topology import HANDBACK_EXCHANGE, JOBS_QUEUE, PROGRESS_EXCHANGE
 from messaging.consumer import (
     AroundConsume,
     Consumer,
@@ -139,16 +139,18 @@ class JobConsumer(Consumer):
 
     async def _hand_back(self, msg: Message, job: Job, crashes_so_far: int, next_seq: int) -> None:
         """Give a job this stopping worker did not finish to the next one, without counting a
-        crash: a new message at the tail of jobcast.jobs with the crashes so far, then ack."""
+        crash: a new message with the crashes so far on jobcast.handback, then ack. A gateway
+        checks it and puts it at the tail of jobcast.jobs (producer/handbacks.py)."""
         # NOTE: nack(requeue=True) would raise the quorum queue's x-delivery-count, and eight
-        # rolling restarts during one long job would fail it as a crash loop.
+        # rolling restarts during one long job would fail it as a crash loop. Not straight onto
+        # jobcast.jobs: a worker's broker user may not publish jobs (docs/security.md).
         worker = self.worker
         await _until_recorded(self._connection, worker, job, next_seq)
         try:
             await publish_confirmed(
                 self._broker,
                 msg.body,
-                queue=JOBS_QUEUE,
+                exchange=HANDBACK_EXCHANGE,
                 headers=hand_back_headers(msg.headers, crashes_so_far),
                 message_id=msg.message_id,
                 timeout=worker.publish_timeout,
@@ -184,7 +186,7 @@ async def _resume_point(connection: Connection | None, worker: Worker, job: Job)
         answer = await request_reply(
             connection,
             ProgressQuery(offset=job.offset),
-            queue=PROGRESS_QUEUE,
+            exchange=PROGRESS_EXCHANGE,
             timeout=worker.resume_timeout,
         )
         return Progress.model_validate_json(answer)

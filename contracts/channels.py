@@ -28,8 +28,11 @@ from contracts.topology import (
     CONTROL_EXCHANGE,
     DEAD_LETTER_BODY_LIMIT,
     DEAD_LETTER_EXCHANGE,
+    HANDBACK_EXCHANGE,
+    HANDBACK_QUEUE,
     JOBS_QUEUE,
     LEDGER_QUEUE,
+    PROGRESS_EXCHANGE,
     PROGRESS_QUEUE,
     REPLIES_EXCHANGE,
     REPLY_KEY,
@@ -94,13 +97,30 @@ OPERATIONS = (
         "send",
         JOBS_QUEUE,
         (Job,),
-        "Gateways publish each scheduled job, persistent and signed, with publisher confirms.",
+        "Gateways publish each scheduled job, persistent and signed, with publisher confirms, "
+        "and put back each job a worker handed back (checked, as it came).",
     ),
     Operation(
         "receive",
         JOBS_QUEUE,
         (Job,),
         "Workers run the job's pipeline, publishing a Reply per step, and ack after the last.",
+    ),
+    Operation(
+        "send",
+        HANDBACK_EXCHANGE,
+        (Job,),
+        "A stopping worker hands back a job it did not finish: the signed Job as it came, "
+        "with x-jobcast-crashes (its crashes so far), persistent, with publisher confirms; then "
+        "it acks the job.",
+    ),
+    Operation(
+        "receive",
+        HANDBACK_QUEUE,
+        (Job,),
+        "Gateways check each hand-back (signed by a gateway, a Job, a crash count from 0 to the "
+        "delivery limit), publish it on jobcast.jobs and ack it once confirmed; anything else "
+        "is dead-lettered with the reason.",
     ),
     Operation(
         "send",
@@ -117,7 +137,7 @@ OPERATIONS = (
     ),
     Operation(
         "send",
-        PROGRESS_QUEUE,
+        PROGRESS_EXCHANGE,
         (ProgressQuery,),
         "Workers ask before resuming a redelivered job.",
         answers=(Progress, ProgressRejected),

@@ -8,6 +8,7 @@ Plain code raises these; the HTTP and broker edges map them (see the README's er
     ├── JobNotFinishedError       DELETE of a job that has not ended         HTTP 409
     ├── IdempotencyConflictError  a key was reused for another request       HTTP 409
     ├── InvalidMessageError       a message is not JSON or not the schema    dead-lettered at once
+    │   └── RefusedMessageError   refused unread, with its DeadLetterReason  dead-lettered at once
     ├── LedgerRejectedError       the database refused this one write        dead-lettered at once
     ├── UnknownPipelineError      the job's fn names no pipeline             job fails at once
     ├── PermanentStepError        a step says retrying cannot help           job fails at once
@@ -74,6 +75,16 @@ class InvalidMessageError(JobcastError):
     """A broker message that is not valid JSON or does not match its schema (poison)."""
 
 
+class RefusedMessageError(InvalidMessageError):
+    """A message refused before it is used (too large, unsigned, not its schema): `reason` is
+    its dead-letter reason, the message says why in words."""
+
+    def __init__(self, reason: "DeadLetterReason", detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
 class LedgerRejectedError(JobcastError):
     """The ledger refused one write for what it holds (not an outage): retrying cannot help."""
 
@@ -136,5 +147,8 @@ class DeadLetterReason(StrEnum):
     """A reply that cannot be true of its job (after the final one, a second final, ...)."""
     LEDGER_REFUSED = "ledger_refused"
     """A reply the database refused to store (not an outage)."""
+    INVALID_HAND_BACK = "invalid_hand_back"
+    """A job handed back on jobcast.handback without a crash count jobcast could have written
+    (x-jobcast-crashes missing, not a count, or over the broker's delivery limit)."""
     UNAUTHORIZED = "unauthorized"
     """A submission with JOBCAST_AUTH=on whose x-jobcast-key is missing, unknown or revoked."""

@@ -14,6 +14,20 @@ HEADER_CRASHES = "x-jobcast-crashes"
 DELIVERY_COUNT = "x-delivery-count"
 """RabbitMQ's (quorum queues): failed deliveries of this message, 0 or absent on the first."""
 
+BROKER_HISTORY = frozenset(
+    {
+        DELIVERY_COUNT,
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+"""What RabbitMQ writes about one message's own history; a new copy of it starts without."""
+
 HEADER_REASON = "x-jobcast-reason"
 """Set by jobcast on every message it dead-letters itself: why, in words (the detail)."""
 HEADER_REASON_CODE = "x-jobcast-reason-code"

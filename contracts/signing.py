@@ -10,6 +10,12 @@ has (also one `guest` for everything), and it covers the body, not just the send
 import hashlib
 import hmac
 
+from pydantic import ValidationError
+
+from contracts.errors import DeadLetterReason, RefusedMessageError, describe
+from contracts.headers import HEADER_SIGNATURE
+from contracts.messages import MAX_REQUEST_BYTES, Job
+
 DEVELOPMENT_KEY = "jobcast-development-key-not-secret"
 """The key used when none is configured: fine on one machine, never in production (it is
 public); processes refuse it against a broker that is not on the loopback interface."""
@@ -32,3 +38,23 @@ class Signer:
         if not isinstance(signature, str):
             return False
         return hmac.compare_digest(self.sign(body), signature)
+
+
+def signed_job(body: bytes, signature: object, signer: Signer) -> Job:
+    """The job a message carries; RefusedMessageError (with the reason) if it is too large,
+    not signed by a gateway, or not a Job. Checked in that order: nothing unsigned is parsed."""
+    if len(body) > MAX_REQUEST_BYTES:
+        raise RefusedMessageError(
+            DeadLetterReason.TOO_LARGE, f"too large: a job of {len(body)} bytes"
+        )
+    if not signer.verify(body, signature):
+        why = "no" if signature is None else "a wrong"
+        raise RefusedMessageError(
+            DeadLetterReason.UNSIGNED, f"unsigned job: {why} {HEADER_SIGNATURE}"
+        )
+    try:
+        return Job.model_validate_json(body)
+    except ValidationError as exc:
+        raise RefusedMessageError(
+            DeadLetterReason.INVALID_JOB, f"invalid job: {describe(exc)}"
+        ) from None

@@ -162,7 +162,36 @@ LEDGER_QUEUE = Queue(
 PROGRESS_QUEUE = Queue(
     "jobcast.progress",
     {"x-queue-type": "classic", "x-message-ttl": 30_000},
-    description="Internal RPC: a worker asks how far a redelivered job already got.",
+    description="Internal RPC: a worker asks how far a redelivered job already got (through "
+    "jobcast.resume); gateways answer from the ledger.",
+)
+
+# NOTE: the exchanges a worker publishes to are named apart from the queues behind them:
+# RabbitMQ's permissions match a name whatever it names, so a worker's write on an exchange
+# of the same name would also let it bind that queue (deploy/rabbitmq/definitions.json).
+PROGRESS_EXCHANGE = Exchange(
+    "jobcast.resume",
+    ExchangeType.FANOUT,
+    description="Workers ask here where a redelivered job resumes (a ProgressQuery, answered on "
+    "direct reply-to); it routes to jobcast.progress. An exchange, not the default one, so a "
+    "worker's broker user needs no write on the default exchange (which would reach "
+    "jobcast.jobs).",
+)
+
+HANDBACK_EXCHANGE = Exchange(
+    "jobcast.handback",
+    ExchangeType.FANOUT,
+    description="A stopping worker hands back a job it did not finish (the signed Job as it "
+    "came, with x-jobcast-crashes); it routes to jobcast.handed-back.",
+)
+
+HANDBACK_QUEUE = Queue(
+    "jobcast.handed-back",
+    _dead_lettered(),
+    description="Jobs handed back by stopping workers, bound to jobcast.handback: a gateway "
+    "checks each (signed by a gateway, a Job, a crash count jobcast could have written) and "
+    "puts it back on jobcast.jobs, acking once RabbitMQ confirmed it; anything else is "
+    "dead-lettered with the reason. They wait here while no gateway runs.",
 )
 
 CANCEL_QUEUE = Queue(
@@ -189,11 +218,23 @@ ALL_QUEUES = (
     DEAD_QUEUE,
     PROGRESS_QUEUE,
     CANCEL_QUEUE,
+    HANDBACK_QUEUE,
 )
 
-ALL_EXCHANGES = (DEAD_LETTER_EXCHANGE, REPLIES_EXCHANGE, CONTROL_EXCHANGE)
+ALL_EXCHANGES = (
+    DEAD_LETTER_EXCHANGE,
+    REPLIES_EXCHANGE,
+    CONTROL_EXCHANGE,
+    PROGRESS_EXCHANGE,
+    HANDBACK_EXCHANGE,
+)
 
-BINDINGS = ((DEAD_QUEUE, DEAD_LETTER_EXCHANGE), (LEDGER_QUEUE, REPLIES_EXCHANGE))
+BINDINGS = (
+    (DEAD_QUEUE, DEAD_LETTER_EXCHANGE),
+    (LEDGER_QUEUE, REPLIES_EXCHANGE),
+    (PROGRESS_QUEUE, PROGRESS_EXCHANGE),
+    (HANDBACK_QUEUE, HANDBACK_EXCHANGE),
+)
 """(queue, exchange) pairs: each queue bound to the exchange with its routing_key."""
 
 

@@ -126,18 +126,20 @@ class JobPublisher:
         await self._channel.close()
 
     async def __call__(self, job: Job) -> None:
+        body = job.model_dump_json().encode()
+        await self.republish(body, {HEADER_SIGNATURE: self._signer.sign(body)})
+
+    async def republish(self, body: bytes, headers: dict[str, object]) -> None:
+        """Publish a job's `body` on jobcast.jobs with `headers` (its signature among them, as
+        a hand-back carries it); return once RabbitMQ confirmed it."""
         # NOTE: while the connection is being restored a publish would wait for it; the
         # caller of POST /schedule gets a 503 at once instead.
         if self._connection is not None and not self._connection.connected.is_set():
             raise BrokerUnavailableError("RabbitMQ is unreachable; reconnecting")
-        body = job.model_dump_json().encode()
         try:
             async with asyncio.timeout(self._timeout):
                 await self._channel.publish(
-                    body,
-                    exchange="",
-                    routing_key=JOBS_QUEUE.name,
-                    headers={HEADER_SIGNATURE: self._signer.sign(body)},
+                    body, exchange="", routing_key=JOBS_QUEUE.name, headers=headers
                 )
         except TimeoutError:
             raise BrokerUnavailableError(

@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from contracts.topology import (
     BATCH_QUEUE,
     CANCEL_QUEUE,
+    HANDBACK_QUEUE,
     LEDGER_QUEUE,
     PROGRESS_QUEUE,
     SCHEDULE_QUEUE,
@@ -54,6 +55,7 @@ from producer.batch_intake import BatchIntake
 from producer.batches import BatchScheduler
 from producer.cancel_intake import CancelIntake
 from producer.cancelling import Canceller
+from producer.handbacks import HandBackRelay
 from producer.intake import Intake
 from producer.rate_limit import RateLimit, RateLimiter
 from producer.release import Releaser
@@ -106,6 +108,12 @@ class Gateway:
         )
         self.jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
         self.scheduler = Scheduler(ledger, hooks.scheduled(self.jobs))
+        self.handbacks = HandBackRelay(
+            self.jobs.republish,
+            signing,
+            hooks.dead_letters(HANDBACK_QUEUE, dead_letters_via(broker, HANDBACK_QUEUE)),
+            around=hooks.consuming(HANDBACK_QUEUE),
+        )
         self.batches = BatchScheduler(ledger, hooks.scheduled(self.jobs))
         self.purger = Purger(ledger, settings.retention) if settings.retention else None
         self.releaser = Releaser(ledger, hooks.scheduled(self.jobs))
@@ -189,6 +197,7 @@ class Gateway:
                 self.cancel_intake.start,
                 self.intake.start,
                 self.batch_intake.start,
+                self.handbacks.start,
                 self.queues.start,
             ]
             if self.worker is not None:
@@ -212,8 +221,14 @@ class Gateway:
             self.intake.stop(timeout=self._grace),
             self.batch_intake.stop(timeout=self._grace),
             self.cancel_intake.stop(timeout=self._grace),
-            self.drain(),
+            self._drain_then_stop_hand_backs(),
         )
+
+    async def _drain_then_stop_hand_backs(self) -> None:
+        # NOTE: the in-process worker's hand-backs still go back onto jobcast.jobs (for the
+        # other workers) before this gateway stops putting them back.
+        await self.drain()
+        await self.handbacks.stop(timeout=self._grace)
 
 
 def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:

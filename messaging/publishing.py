@@ -1,7 +1,7 @@
 """Publishing with publisher confirms: a message is handed over once RabbitMQ confirmed it."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -53,7 +53,7 @@ class ConfirmedChannel:
         *,
         exchange: str,
         routing_key: str,
-        headers: Headers | None = None,
+        headers: Mapping[str, Any] | None = None,
         mandatory: bool = True,
     ) -> None:
         """Publish persistently and mandatorily, with `headers`; return once RabbitMQ confirmed it.

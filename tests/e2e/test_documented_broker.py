@@ -51,5 +51,6 @@ async def test_a_running_jobcast_consumes_exactly_the_queues_it_documents(
         "jobcast.ledger",
         "jobcast.progress",
         "jobcast.cancel",
+        "jobcast.handed-back",
         "jobcast.control.*",
     }

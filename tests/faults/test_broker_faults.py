@@ -17,6 +17,7 @@ QUEUES_CONSUMED = {
     "jobcast.ledger": 1,
     "jobcast.schedule": 1,
     "jobcast.progress": 1,
+    "jobcast.handed-back": 1,
 }
 
 

@@ -77,16 +77,22 @@ def test_the_declared_topology_is_the_public_contract(gateway_only_sync):
     assert "jobcast.schedule\tquorum\ttrue" in queues
     assert "jobcast.ledger\tquorum\ttrue" in queues
     assert "jobcast.dead\tquorum\ttrue" in queues
+    assert "jobcast.handed-back\tquorum\ttrue" in queues
     jobs_line = next(line for line in queues.splitlines() if line.startswith("jobcast.jobs\t"))
     assert "x-delivery-limit" in jobs_line
     assert "jobcast.dlx" in jobs_line
     exchanges = _rabbitmqctl("list_exchanges", "-p", vhost, "name", "type", "durable")
     assert "jobcast.replies\ttopic\ttrue" in exchanges
+    # what workers publish to instead of the default exchange (docs/security.md)
+    assert "jobcast.handback\tfanout\ttrue" in exchanges
+    assert "jobcast.resume\tfanout\ttrue" in exchanges
     bindings = _rabbitmqctl(
         "list_bindings", "-p", vhost, "source_name", "destination_name", "routing_key"
     )
     assert "jobcast.replies\tjobcast.ledger\treply.*" in bindings
     assert "jobcast.dlx\tjobcast.dead\t#" in bindings
+    assert "jobcast.handback\tjobcast.handed-back\t" in bindings
+    assert "jobcast.resume\tjobcast.progress\t" in bindings
 
 
 @pytest.fixture
