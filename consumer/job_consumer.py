@@ -84,11 +84,11 @@ class JobConsumer(Consumer):
             )
             if isinstance(decision, Ack):
                 logger.info("job already finished, acking offset=%(offset)s", log)
-                await msg.ack()
+                await self.ack(msg)
                 return
             if isinstance(decision, Cancel):
                 await _publish_error(worker, decision.reply)
-                await msg.ack()
+                await self.ack(msg)
                 logger.info("job cancelled before it ran here offset=%(offset)s", log)
                 return
             if isinstance(decision, HandBack):
@@ -127,7 +127,7 @@ class JobConsumer(Consumer):
         elif isinstance(settle, GiveUp):
             await self.move_to_dead(msg, settle.reason, settle.detail)
         else:
-            await msg.ack()
+            await self.ack(msg)
         logger.info(
             "job %s offset=%s fn=%s steps_run=%s crashes=%s",
             result.outcome,
@@ -161,7 +161,7 @@ class JobConsumer(Consumer):
             logger.warning("hand-back copy not confirmed; requeued offset=%s", job.offset)
             await quietly_nack(msg)
             return
-        await msg.ack()
+        await self.ack(msg)
 
 
 async def _until_recorded(

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from contracts.errors import DeadLetterReason
 from contracts.topology import Queue
+from messaging.acks import Acks
 from messaging.connection import BROKER_FAILURES, goodbye
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Consumer:
         self._consuming: aio_pika.abc.AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._handling: set[asyncio.Task[object]] = set()
+        self.acks = Acks()
+        """Acks of this consumer's deliveries, gathered per turn of the loop (messaging/acks.py)."""
 
     async def handle(self, message: Message) -> None:
         raise NotImplementedError
@@ -85,9 +88,14 @@ class Consumer:
         """Move `message` to jobcast.dead with `reason` and `detail`, then ack it; if the copy is
         not confirmed, reject it instead (RabbitMQ's own dead-lettering keeps it)."""
         if await self._dead_letter(message, reason, detail):
-            await message.ack()
+            await self.ack(message)
         else:
             await message.reject(requeue=False)
+
+    async def ack(self, message: Message) -> None:
+        """Ack `message`, in one multiple-ack with the others acked in this turn of the loop
+        where their deliveries allow; returns once the ack is sent."""
+        await self.acks.ack(message)
 
     async def answer(self, message: Message, body: BaseModel) -> None:
         """Answer an RPC request (one with reply_to) on this consumer's channel; a request
@@ -116,6 +124,7 @@ class Consumer:
         task = asyncio.current_task()
         if task is not None:
             self._handling.add(task)
+        self.acks.delivered(message)
         try:
             with self.around(message):
                 await self.handle(message)
@@ -125,6 +134,7 @@ class Consumer:
             logger.exception("handling a message from %s failed; it goes back", self.queue.name)
             await quietly_nack(message)
         finally:
+            self.acks.forget(message)
             if task is not None:
                 self._handling.discard(task)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import aio_pika
 import aio_pika.abc
+from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from pydantic import BaseModel
 
@@ -19,6 +20,9 @@ Headers = dict[str, str]
 AroundPublish = Callable[[str, str], AbstractContextManager[Headers]]
 """Wraps one publish to (exchange, routing key), a tracing span say; yields the headers the
 message is to carry."""
+
+
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 
 def no_headers(exchange: str, routing_key: str) -> AbstractContextManager[Headers]:
@@ -37,7 +41,6 @@ class ConfirmedChannel:
     def __init__(self, *, around: AroundPublish = no_headers) -> None:
         self.around = around
         self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
 
     async def start(self, connection: aio_pika.abc.AbstractConnection) -> None:
         """Open the channel (restored with the connection, if robust)."""
@@ -64,28 +67,26 @@ class ConfirmedChannel:
         if self._channel is None:
             raise BrokerUnavailableError("the publishing channel is not open")
         with self.around(exchange, routing_key) as carried:
-            message = aio_pika.Message(
-                body,
+            properties = spec.Basic.Properties(
                 content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                delivery_mode=PERSISTENT,
                 headers={**carried, **(headers or {})} or None,
             )
             try:
-                await (await self._exchange(exchange)).publish(
-                    message, routing_key=routing_key, mandatory=mandatory
+                # NOTE: on aiormq's channel (aio-pika's public way to it), not through an
+                # aio-pika Exchange and Message: those rebuild these same properties on every
+                # publish, and this is the hot path (py-spy, bench/). Returns, nacks and a lost
+                # channel raise here as they do there (the channel has on_return_raises).
+                channel = await self._channel.get_underlay_channel()
+                await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=mandatory,
                 )
             except BROKER_FAILURES as exc:
                 raise _not_confirmed(exc) from exc
-
-    async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        assert self._channel is not None
-        if name not in self._exchanges:
-            self._exchanges[name] = (
-                await self._channel.get_exchange(name, ensure=False)
-                if name
-                else self._channel.default_exchange
-            )
-        return self._exchanges[name]
 
 
 async def publish_confirmed(

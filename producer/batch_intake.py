@@ -81,7 +81,7 @@ class BatchIntake(Consumer):
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
-        await message.ack()
+        await self.ack(message)
         await self.answer(message, accepted)
 
     async def _refuse(

@@ -65,13 +65,13 @@ class CancelIntake(Consumer):
         except (UnknownOffsetError, JobFinishedError) as exc:
             # NOTE: an answer, not a poison message: as HTTP's 404 and 409, nothing to keep.
             error = "unknown_offset" if isinstance(exc, UnknownOffsetError) else "finished"
-            await message.ack()
+            await self.ack(message)
             await self.answer(message, CancelRejected(error=error, detail=str(exc)))
             return
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
-        await message.ack()
+        await self.ack(message)
         await self.answer(message, accepted)
 
     async def _may_cancel(self, message: Message, offset: int) -> bool:
@@ -85,7 +85,7 @@ class CancelIntake(Consumer):
             return False
         if await while_ledger_down(self._submitters.may_change, principal, offset):
             return True
-        await message.ack()
+        await self.ack(message)
         detail = str(UnknownOffsetError(offset))
         await self.answer(message, CancelRejected(error="unknown_offset", detail=detail))
         return False

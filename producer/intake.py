@@ -97,7 +97,7 @@ class Intake(Consumer):
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
-        await message.ack()
+        await self.ack(message)
         await self.answer(message, accepted)
 
     async def _refuse(
