@@ -23,6 +23,7 @@ from contracts.messages import SEQ_WINDOW
 from contracts.principals import KeyRecord
 from ledger import postgres_lifecycle as lifecycle
 from ledger.batches import BatchItems
+from ledger.bookkeeping import Views
 from ledger.keys import KEY_COLUMNS, KeyExistsError, key_from_row
 from ledger.keys import POSTGRES_SCHEMA as KEYS_SCHEMA
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
@@ -313,8 +314,10 @@ class PostgresLedger:
         order = sorted(range(len(replies)), key=lambda i: replies[i].offset)
         try:
             async with self._connection() as conn, conn.transaction():
+                views = Views()
                 for i in order:
-                    outcomes[i] = await _store_one(conn, replies[i])
+                    outcomes[i] = await _store_one(conn, replies[i], views)
+                await _save_views(conn, views)
                 await _feed(conn, {reply.offset for reply in replies})
         except (asyncpg.PostgresError, OverflowError, ValueError) as exc:
             if isinstance(exc, _TRANSIENT):
@@ -545,13 +548,20 @@ async def _feed(conn: Any, offsets: set[int] | None) -> None:
     )
 
 
-async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
+async def _store_one(conn: Any, reply: Reply, views: Views | None = None) -> StoreOutcome:
+    """Store one reply by the rules; with `views`, its job's bookkeeping is kept there (read
+    and locked once, written once per batch, by `_save_views`) instead of written at once."""
     if reply.kind is ReplyKind.PROGRESS:
+        if views:
+            await _save_views(conn, views)  # the progress rule reads the job's row
         return await postgres_store(conn, reply)  # the job's latest progress, not a step
-    row = await conn.fetchrow(
-        f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE", reply.offset
-    )
-    view = None if row is None else view_from_row(row)
+    view = None if views is None else views.view(reply.offset)
+    if view is None:
+        row = await conn.fetchrow(
+            f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE",
+            reply.offset,
+        )
+        view = None if row is None else view_from_row(row)
     refused = judge(view, reply)
     if refused is not None:
         return refused
@@ -576,11 +586,20 @@ async def _store_one(conn: Any, reply: Reply) -> StoreOutcome:
             SEQ_WINDOW,
         )
         above = [r["seq"] for r in rows]
-    await _save_view(conn, reply, after_storing(view, reply, above))
+    stored = after_storing(view, reply, above)
+    if views is None:
+        await _save_view(conn, reply.offset, stored, error_text(reply))
+    else:
+        views.stored(reply.offset, stored, error_text(reply))
     return StoreOutcome.STORED
 
 
-async def _save_view(conn: Any, reply: Reply, view: JobView) -> None:
+async def _save_views(conn: Any, views: Views) -> None:
+    for offset, view, error in views.take():
+        await _save_view(conn, offset, view, error)
+
+
+async def _save_view(conn: Any, offset: int, view: JobView, error: str | None) -> None:
     await conn.execute(
         "UPDATE jobcast_jobs SET state = $1, next_seq = $2, max_seq = $3, final_seq = $4,"
         " final_kind = $5, error = coalesce($6, error), updated_at = now() WHERE id = $7",
@@ -589,6 +608,6 @@ async def _save_view(conn: Any, reply: Reply, view: JobView) -> None:
         view.max_seq,
         view.final_seq,
         None if view.final_kind is None else view.final_kind.value,
-        error_text(reply),
-        reply.offset,
+        error,
+        offset,
     )

@@ -25,6 +25,7 @@ from contracts.messages import SEQ_WINDOW, utcnow
 from contracts.principals import KeyRecord
 from ledger import sqlite_lifecycle as lifecycle
 from ledger.batches import BatchItems
+from ledger.bookkeeping import Views
 from ledger.keys import KEY_COLUMNS, SQLITE_OWNER_INDEX, KeyExistsError, key_from_row
 from ledger.keys import SQLITE_SCHEMA as KEYS_SCHEMA
 from ledger.listing import (
@@ -256,7 +257,9 @@ class SqliteLedger:
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
         def op(conn: sqlite3.Connection) -> list[StoreOutcome]:
-            outcomes = [_store_one(conn, reply) for reply in replies]
+            views = Views()
+            outcomes = [_store_one(conn, reply, views) for reply in replies]
+            _save_views(conn, views)
             _feed(conn, {reply.offset for reply in replies})
             return outcomes
 
@@ -587,13 +590,19 @@ def _add_keys(conn: sqlite3.Connection) -> None:
     conn.execute(SQLITE_OWNER_INDEX)
 
 
-def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
+def _store_one(conn: sqlite3.Connection, reply: Reply, views: Views | None = None) -> StoreOutcome:
+    """Store one reply by the rules; with `views`, its job's bookkeeping is kept there (read
+    once and written once per batch, by `_save_views`) instead of written at once."""
     if reply.kind is ReplyKind.PROGRESS:
+        if views:
+            _save_views(conn, views)  # the progress rule reads the job's row
         return sqlite_store(conn, reply)  # the job's latest progress, not a step
-    row = conn.execute(
-        f"SELECT {BOOKKEEPING_COLUMNS} FROM jobs WHERE id = ?", (reply.offset,)
-    ).fetchone()
-    view = None if row is None else view_from_row(row)
+    view = None if views is None else views.view(reply.offset)
+    if view is None:
+        row = conn.execute(
+            f"SELECT {BOOKKEEPING_COLUMNS} FROM jobs WHERE id = ?", (reply.offset,)
+        ).fetchone()
+        view = None if row is None else view_from_row(row)
     refused = judge(view, reply)
     if refused is not None:
         return refused
@@ -614,11 +623,20 @@ def _store_one(conn: sqlite3.Connection, reply: Reply) -> StoreOutcome:
                 (reply.offset, reply.seq, SEQ_WINDOW),
             )
         ]
-    _save_view(conn, reply, after_storing(view, reply, above))
+    stored = after_storing(view, reply, above)
+    if views is None:
+        _save_view(conn, reply.offset, stored, error_text(reply))
+    else:
+        views.stored(reply.offset, stored, error_text(reply))
     return StoreOutcome.STORED
 
 
-def _save_view(conn: sqlite3.Connection, reply: Reply, view: JobView) -> None:
+def _save_views(conn: sqlite3.Connection, views: Views) -> None:
+    for offset, view, error in views.take():
+        _save_view(conn, offset, view, error)
+
+
+def _save_view(conn: sqlite3.Connection, offset: int, view: JobView, error: str | None) -> None:
     conn.execute(
         "UPDATE jobs SET state = ?, next_seq = ?, max_seq = ?, final_seq = ?, final_kind = ?,"
         " error = coalesce(?, error), updated_at = ? WHERE id = ?",
@@ -628,9 +646,9 @@ def _save_view(conn: sqlite3.Connection, reply: Reply, view: JobView) -> None:
             view.max_seq,
             view.final_seq,
             view.final_kind,
-            error_text(reply),
+            error,
             utcnow().isoformat(),
-            reply.offset,
+            offset,
         ),
     )
 

@@ -159,9 +159,11 @@ class ReplyRecorder(Consumer):
                 # dead-lettering (jobcast.ledger has jobcast.dlx) keeps it.
                 await _quietly(message.reject(requeue=False))
             recorded.append(Recorded(message, outcome))
-        await _settle(to_ack)
+        # NOTE: followers first: what they read is committed, and the ack need not go out
+        # before a waiting long poll or stream is woken (in this same turn of the loop).
         for offset in stored:
             self._hub.notify(offset)
+        await _settle(to_ack)
         return recorded
 
     async def _store(self, replies: list[Reply]) -> list[StoreOutcome | Refused]:

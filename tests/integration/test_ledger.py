@@ -238,3 +238,39 @@ async def test_a_ledger_from_before_the_bookkeeping_columns_is_migrated(tmp_path
         assert len(await ledger.replies(1)) == 2
     finally:
         await ledger.close()
+
+
+async def test_a_batch_stores_as_its_replies_would_one_by_one(ledger):
+    # One batch with every case a job's bookkeeping meets: ahead of a gap, the gap filled
+    # (the ledger reads the seqs above), the same reply twice, a final, a reply after it, a
+    # failed job's reason, progress between steps, an offset never handed out.
+    def batch(a: int, b: int) -> list[Reply]:
+        return [
+            reply(a, 1),
+            reply(b, 0),
+            reply(a, 0),
+            reply(a, 0),
+            Reply(offset=a, seq=2, kind=ReplyKind.PROGRESS, value={"current": 1}),
+            reply(b, 1, "error", "step 1 failed"),
+            reply(a, 3, "done", "done"),
+            reply(a, 2),
+            reply(a, 4),
+            reply(b, 2),
+            reply(999_999, 0),
+        ]
+
+    together = [(await ledger.create_job(REQUEST))[0] for _ in range(2)]
+    alone = [(await ledger.create_job(REQUEST))[0] for _ in range(2)]
+    outcomes_together = await ledger.store_replies(batch(*together))
+    outcomes_alone = [(await ledger.store_replies([r]))[0] for r in batch(*alone)]
+    assert outcomes_together == outcomes_alone
+    assert StoreOutcome.DUPLICATE in outcomes_together
+    assert StoreOutcome.AFTER_FINAL in outcomes_together
+    for offset_together, offset_alone in zip(together, alone, strict=True):
+        mine, theirs = await ledger.job(offset_together), await ledger.job(offset_alone)
+        assert (mine.state, mine.error) == (theirs.state, theirs.error)
+        assert [r.value for r in mine.replies] == [r.value for r in theirs.replies]
+    assert (await ledger.job(together[0])).state is JobState.DONE
+    assert (await ledger.job(together[1])).state is JobState.FAILED
+    assert (await ledger.job(together[1])).error == "step 1 failed"
+    assert [r.seq for r in await ledger.replies(together[0])] == [0, 1, 2, 3]
