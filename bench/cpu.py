@@ -105,7 +105,7 @@ async def _cost(
     run_dir: Path,
 ) -> Cost:
     """The cost per job of `run(jobs)`, after a warm-up (once the processes all exist)."""
-    await run(WARM_UP_JOBS)
+    await run(min(WARM_UP_JOBS, jobs))
     groups = processes()
     counted = dict(groups)  # fsyncs: the system's own processes and the broker
     broker = _broker()
@@ -203,7 +203,12 @@ async def measure(jobs: int, systems: list[str]) -> str:
                 rows[system] = await _pika(jobs, relay, run_dir)
             else:
                 rows[system] = await _peer(system, jobs, relay, run_dir)
-            print(f"{system}: {rows[system]}", file=sys.stderr, flush=True)
+            cost = rows[system]
+            print(
+                f"{system}: {cost.rate:.0f} jobs/s, {sum(cost.cpu_ms.values()):.2f} ms CPU/job",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         relay.stop()
         shutil.rmtree(run_dir, ignore_errors=True)

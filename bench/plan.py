@@ -43,6 +43,7 @@ PLANS = {
         w3_jobs=300,
         w3_single_slot_jobs=5,
         memory_jobs=2000,
+        peer_repetitions=2,
         peer_w1_jobs=500,
         peer_w2_jobs=50,
     ),

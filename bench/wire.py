@@ -31,7 +31,7 @@ METHODS = {
 PROTOCOL_HEADER = 8
 PUBLISH, DELIVER = 40, 60
 _VARYING = re.compile(
-    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|\d+|amq\.gen-\S+"
+    r"amq\.gen-\S+|[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|\d+"
 )
 
 
@@ -50,8 +50,10 @@ def _route(buffer: bytearray, method: int) -> str:
         at += 8 + 1  # delivery tag, redelivered
     exchange, at = _shortstr(buffer, at)
     key, _ = _shortstr(buffer, at)
+    if key.startswith("amq.rabbitmq.reply-to"):
+        return f"{exchange or '(default)'} (direct reply-to)"
     key = _VARYING.sub("*", key)
-    if key.startswith("*"):  # a reply queue of its own: name it as such
+    if key == "*":  # a reply queue of its own, named by a uuid
         key = "(a reply queue)"
     return f"{exchange or '(default)'} {key}"
 
