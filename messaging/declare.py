@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import shlex
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
@@ -58,10 +59,10 @@ async def _check_declared(connection: aio_pika.abc.AbstractConnection) -> None:
     gateway to declare what is missing; BrokerUnavailableError if it is still missing then."""
     deadline = asyncio.get_running_loop().time() + TOPOLOGY_WAIT_SECONDS
     for name, passive in [
-        *((e.name, _exchange_exists) for e in ALL_EXCHANGES),
-        *((q.name, _queue_exists) for q in ALL_QUEUES),
+        *((e.name, _exchange) for e in ALL_EXCHANGES),
+        *((q.name, _queue) for q in ALL_QUEUES),
     ]:
-        while not await passive(connection, name):
+        while not await _exists(connection, passive, name):
             if asyncio.get_running_loop().time() > deadline:
                 raise BrokerUnavailableError(
                     f"{name} is not declared on this vhost and this RabbitMQ user may not "
@@ -71,20 +72,24 @@ async def _check_declared(connection: aio_pika.abc.AbstractConnection) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _exchange_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
-    channel = await connection.channel()
-    try:
-        await channel.declare_exchange(name, passive=True)
-    except aio_pika.exceptions.ChannelNotFoundEntity:
-        return False
-    await channel.close()
-    return True
+Passive = Callable[[aio_pika.abc.AbstractChannel, str], Awaitable[object]]
+"""A passive declare of one kind of thing (an exchange, a queue) by name."""
 
 
-async def _queue_exists(connection: aio_pika.abc.AbstractConnection, name: str) -> bool:
+def _exchange(channel: aio_pika.abc.AbstractChannel, name: str) -> Awaitable[object]:
+    return channel.declare_exchange(name, passive=True)
+
+
+def _queue(channel: aio_pika.abc.AbstractChannel, name: str) -> Awaitable[object]:
+    return channel.declare_queue(name, passive=True)
+
+
+async def _exists(connection: aio_pika.abc.AbstractConnection, passive: Passive, name: str) -> bool:
+    """Whether `name` exists, by `passive` on a channel of its own (RabbitMQ closes the
+    channel of a passive declare that found nothing)."""
     channel = await connection.channel()
     try:
-        await channel.declare_queue(name, passive=True)
+        await passive(channel, name)
     except aio_pika.exceptions.ChannelNotFoundEntity:
         return False
     await channel.close()

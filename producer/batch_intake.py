@@ -21,7 +21,7 @@ from contracts.topology import BATCH_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.batches import BatchScheduler
-from producer.submitters import SubmitterRefusedError, Submitters
+from producer.submitters import SubmissionRefusedError, Submitters, owner_of, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -48,44 +48,30 @@ class BatchIntake(Consumer):
 
     async def handle(self, message: Message) -> None:
         """Schedule the batch; with reply_to, answer its offsets (or why not)."""
-        owner = None
-        if self._submitters is not None:
-            try:
-                principal = await while_ledger_down(self._submitters.principal, message.headers)
-            except SubmitterRefusedError as exc:
-                reason = DeadLetterReason.UNAUTHORIZED
-                await self._refuse(message, reason, "unauthorized", str(exc))
-                return
-            owner = principal.name
+        try:
+            await self._schedule(message)
+        except SubmissionRefusedError as refused:
+            await refuse(self, message, refused, ScheduleRejected)
+
+    async def _schedule(self, message: Message) -> None:
+        owner = await owner_of(self._submitters, message.headers)
         if len(message.body) > MAX_BATCH_BYTES:
             why = f"too large: a batch of {len(message.body)} bytes, over {MAX_BATCH_BYTES}"
-            await self._refuse(message, DeadLetterReason.TOO_LARGE, "invalid_request", why)
-            return
+            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
         try:
             batch = BatchRequest.model_validate_json(message.body)
         except ValidationError as exc:
             why = f"invalid batch: {describe(exc)}"
-            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
-            return
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
         try:
             accepted = await while_ledger_down(self._batches.schedule, batch, owner=owner)
         except IdempotencyConflictError as exc:
             reason = DeadLetterReason.IDEMPOTENCY_CONFLICT
-            await self._refuse(message, reason, "idempotency_conflict", str(exc))
-            return
+            raise SubmissionRefusedError(reason, str(exc), "idempotency_conflict") from None
         except DelayError as exc:
-            await self._refuse(
-                message, DeadLetterReason.INVALID_REQUEST, "invalid_request", str(exc)
-            )
-            return
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, str(exc)) from None
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
         await self.ack(message)
         await self.answer(message, accepted)
-
-    async def _refuse(
-        self, message: Message, reason: DeadLetterReason, error: str, detail: str
-    ) -> None:
-        await self.move_to_dead(message, reason, detail)
-        await self.answer(message, ScheduleRejected(error=error, detail=detail))

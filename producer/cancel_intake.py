@@ -24,7 +24,7 @@ from contracts.topology import CANCEL_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.cancelling import Canceller
-from producer.submitters import SubmitterRefusedError, Submitters
+from producer.submitters import SubmissionRefusedError, Submitters, refuse, submitter
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +48,21 @@ class CancelIntake(Consumer):
 
     async def handle(self, message: Message) -> None:
         """Cancel the job; with reply_to, answer with its state (or why not)."""
+        try:
+            await self._cancel(message)
+        except SubmissionRefusedError as refused:
+            await refuse(self, message, refused, CancelRejected)
+
+    async def _cancel(self, message: Message) -> None:
         if len(message.body) > CONTROL_MESSAGE_BYTES:
             why = f"too large: a cancel request of {len(message.body)} bytes"
-            await self._refuse(message, DeadLetterReason.TOO_LARGE, "invalid_request", why)
-            return
+            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
         try:
             request = CancelRequest.model_validate_json(message.body)
         except ValidationError as exc:
             why = f"invalid cancel request: {describe(exc)}"
-            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, "invalid_request", why)
-            return
-        if self._submitters is not None and not await self._may_cancel(message, request.offset):
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
+        if not await self._may_cancel(message, request.offset):
             return
         try:
             accepted = await while_ledger_down(self._canceller.cancel, request.offset)
@@ -75,23 +79,15 @@ class CancelIntake(Consumer):
         await self.answer(message, accepted)
 
     async def _may_cancel(self, message: Message, offset: int) -> bool:
-        """With auth on: a valid key that owns the job (or an admin's). Otherwise refused, and
-        answered False; another key's job is answered as an unknown offset (nothing to learn)."""
-        assert self._submitters is not None
-        try:
-            principal = await while_ledger_down(self._submitters.principal, message.headers)
-        except SubmitterRefusedError as exc:
-            await self._refuse(message, DeadLetterReason.UNAUTHORIZED, "unauthorized", str(exc))
-            return False
+        """A valid key that owns the job (or an admin's), or auth off; SubmitterRefusedError
+        without a valid key. Another key's job is answered as an unknown offset (nothing to
+        learn), and False."""
+        principal = await submitter(self._submitters, message.headers)
+        if self._submitters is None or principal is None:
+            return True
         if await while_ledger_down(self._submitters.may_change, principal, offset):
             return True
         await self.ack(message)
         detail = str(UnknownOffsetError(offset))
         await self.answer(message, CancelRejected(error="unknown_offset", detail=detail))
         return False
-
-    async def _refuse(
-        self, message: Message, reason: DeadLetterReason, error: str, detail: str
-    ) -> None:
-        await self.move_to_dead(message, reason, detail)
-        await self.answer(message, CancelRejected(error=error, detail=detail))

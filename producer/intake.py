@@ -26,7 +26,7 @@ from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.scheduler import Scheduler
-from producer.submitters import SubmitterRefusedError, Submitters
+from producer.submitters import SubmissionRefusedError, Submitters, owner_of, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -56,30 +56,26 @@ class Intake(Consumer):
 
     async def handle(self, message: Message) -> None:
         """Schedule the job; with reply_to, answer {"offset": n} (or why not)."""
-        owner = None
-        if self._submitters is not None:
-            try:
-                principal = await while_ledger_down(self._submitters.principal, message.headers)
-            except SubmitterRefusedError as exc:
-                await self._refuse(message, DeadLetterReason.UNAUTHORIZED, str(exc), "unauthorized")
-                return
-            owner = principal.name
+        try:
+            await self._schedule(message)
+        except SubmissionRefusedError as refused:
+            await refuse(self, message, refused, ScheduleRejected)
+
+    async def _schedule(self, message: Message) -> None:
+        owner = await owner_of(self._submitters, message.headers)
         if len(message.body) > MAX_REQUEST_BYTES:
             why = f"too large: a job request of {len(message.body)} bytes, over {MAX_REQUEST_BYTES}"
-            await self._refuse(message, DeadLetterReason.TOO_LARGE, why)
-            return
+            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
         try:
             request = JobRequest.model_validate_json(message.body)
         except ValidationError as exc:
             why = f"invalid job request: {describe(exc)}"
-            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, why)
-            return
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
         try:
             key = _IDEMPOTENCY_KEY.validate_python(message.message_id)
         except ValidationError as exc:
-            reason = f"invalid message_id (the idempotency key): {exc.errors()[0]['msg']}"
-            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, reason)
-            return
+            why = f"invalid message_id (the idempotency key): {exc.errors()[0]['msg']}"
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
         try:
             # NOTE: while the ledger is down the submission waits here, unacked, and is retried;
             # requeueing it would spend its delivery limit and dead-letter a good request.
@@ -87,26 +83,12 @@ class Intake(Consumer):
                 self._scheduler.schedule, request, idempotency_key=key, owner=owner
             )
         except DelayError as exc:
-            await self._refuse(message, DeadLetterReason.INVALID_REQUEST, str(exc))
-            return
+            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, str(exc)) from None
         except IdempotencyConflictError as exc:
-            await self.move_to_dead(message, DeadLetterReason.IDEMPOTENCY_CONFLICT, str(exc))
-            rejected = ScheduleRejected(error="idempotency_conflict", detail=str(exc))
-            await self.answer(message, rejected)
-            return
+            reason = DeadLetterReason.IDEMPOTENCY_CONFLICT
+            raise SubmissionRefusedError(reason, str(exc), "idempotency_conflict") from None
         except BrokerUnavailableError:
             await message.nack(requeue=True)  # again once the broker confirms; no answer
             return
         await self.ack(message)
         await self.answer(message, accepted)
-
-    async def _refuse(
-        self,
-        message: Message,
-        reason: DeadLetterReason,
-        detail: str,
-        error: str = "invalid_request",
-    ) -> None:
-        """A request that can never be scheduled: to jobcast.dead, and the caller hears why."""
-        await self.move_to_dead(message, reason, detail)
-        await self.answer(message, ScheduleRejected(error=error, detail=detail))

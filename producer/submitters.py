@@ -4,12 +4,21 @@ x-jobcast-key header, and the job belongs to that key (as over HTTP, `Authorizat
 A header anyone who may publish can set: it is checked like a bearer token (by its sha256 in the
 ledger), and a submission without a valid one is refused, dead-lettered (without the key,
 messaging/dead_letters.py) and answered `unauthorized`. The key is never logged.
+
+Every AMQP intake (schedule, batch, cancel) asks `submitter` who sent a message and refuses what
+it can never handle the one way, `refuse`: to jobcast.dead with the reason, and the sender hears
+why.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from contracts.control import CancelRejected
+from contracts.errors import DeadLetterReason
 from contracts.headers import HEADER_KEY
+from contracts.messages import ScheduleRejected
 from contracts.principals import KEY_PREFIX, KeyRecord, Principal, digest, owns
+from ledger.outages import while_ledger_down
+from messaging.consumer import Consumer, Message
 
 KeyLookup = Callable[[str], Awaitable[KeyRecord | None]]
 """The ledger's key_by_digest."""
@@ -21,8 +30,24 @@ MAX_KEY_CHARS = 200
 """Longer than any API key jobcast makes; a longer header is refused unread."""
 
 
-class SubmitterRefusedError(Exception):
+class SubmissionRefusedError(Exception):
+    """A submission that can never be handled: it goes to jobcast.dead with `reason`, and its
+    sender is answered `error` and why (the message)."""
+
+    def __init__(
+        self, reason: DeadLetterReason, detail: str, error: str = "invalid_request"
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.error = error
+
+
+class SubmitterRefusedError(SubmissionRefusedError):
     """A submission without a valid API key: why, in words (never the key)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(DeadLetterReason.UNAUTHORIZED, detail, "unauthorized")
 
 
 class Submitters:
@@ -51,6 +76,37 @@ class Submitters:
         """True if `principal` owns the job at `offset` (or is an admin); False also for an
         offset with no job, which the caller answers as unknown either way."""
         return principal.admin or owns(principal, await self._job_owner(offset))
+
+
+async def submitter(
+    submitters: Submitters | None, headers: Mapping[str, object] | None
+) -> Principal | None:
+    """Who sent a submission: None with JOBCAST_AUTH=off (no `submitters`), else its key's
+    Principal, waiting while the ledger is down; SubmitterRefusedError without a valid key."""
+    if submitters is None:
+        return None
+    return await while_ledger_down(submitters.principal, headers)
+
+
+async def owner_of(
+    submitters: Submitters | None, headers: Mapping[str, object] | None
+) -> str | None:
+    """The owner of what a submission schedules: its key's name (None with auth off);
+    SubmitterRefusedError without a valid key."""
+    found = await submitter(submitters, headers)
+    return found.name if found is not None else None
+
+
+async def refuse(
+    intake: Consumer,
+    message: Message,
+    refused: SubmissionRefusedError,
+    rejected: type[ScheduleRejected] | type[CancelRejected],
+) -> None:
+    """A submission that can never be handled: to jobcast.dead with the reason, and (with
+    reply_to) its sender hears why, as `rejected`."""
+    await intake.move_to_dead(message, refused.reason, refused.detail)
+    await intake.answer(message, rejected(error=refused.error, detail=refused.detail))
 
 
 def _header(headers: Mapping[str, object]) -> str | None:

@@ -4,9 +4,19 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.control import CancelRejected
+from contracts.errors import DeadLetterReason, LedgerUnavailableError
 from contracts.headers import HEADER_KEY
+from contracts.messages import ScheduleRejected
 from contracts.principals import KeyRecord, Principal, digest
-from producer.submitters import SubmitterRefusedError, Submitters
+from producer.submitters import (
+    SubmissionRefusedError,
+    SubmitterRefusedError,
+    Submitters,
+    owner_of,
+    refuse,
+    submitter,
+)
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 GOOD, REVOKED = "jck_good-secret", "jck_revoked-secret"
@@ -20,11 +30,11 @@ async def lookup(key_digest: str) -> KeyRecord | None:
     return KEYS.get(key_digest)
 
 
-async def owner_of(offset: int) -> str | None:
+async def owner_of_job(offset: int) -> str | None:
     return {1: "alice", 2: "bob"}.get(offset)
 
 
-SUBMITTERS = Submitters(lookup, owner_of)
+SUBMITTERS = Submitters(lookup, owner_of_job)
 
 
 @pytest.mark.parametrize("value", [GOOD, GOOD.encode(), f" {GOOD} "])
@@ -61,3 +71,58 @@ async def test_a_key_changes_only_its_own_jobs_an_admin_every_job() -> None:
     assert not await SUBMITTERS.may_change(alice, 2)
     assert not await SUBMITTERS.may_change(alice, 3)  # no such job: answered as unknown
     assert await SUBMITTERS.may_change(Principal(name="root", admin=True), 2)
+
+
+async def test_with_auth_off_a_submission_has_no_owner_and_needs_no_key() -> None:
+    assert await submitter(None, {}) is None
+    assert await owner_of(None, None) is None
+
+
+async def test_with_auth_on_the_owner_is_the_keys_name_and_no_key_is_refused_unauthorized() -> None:
+    assert await owner_of(SUBMITTERS, {HEADER_KEY: GOOD}) == "alice"
+    assert await submitter(SUBMITTERS, {HEADER_KEY: GOOD}) == Principal(name="alice", admin=False)
+    for headers in (None, {HEADER_KEY: REVOKED}):
+        with pytest.raises(SubmissionRefusedError) as refused:
+            await owner_of(SUBMITTERS, headers)
+        assert (refused.value.reason, refused.value.error) == (
+            DeadLetterReason.UNAUTHORIZED,
+            "unauthorized",
+        )
+
+
+async def test_a_key_is_checked_again_once_the_ledger_answers() -> None:
+    calls = 0
+
+    async def flaky(key_digest: str) -> KeyRecord | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise LedgerUnavailableError("down")
+        return KEYS.get(key_digest)
+
+    assert await owner_of(Submitters(flaky, owner_of_job), {HEADER_KEY: GOOD}) == "alice"
+    assert calls == 2
+
+
+class Intake:
+    """What `refuse` uses of an intake: it dead-letters, then answers."""
+
+    def __init__(self) -> None:
+        self.done: list[object] = []
+
+    async def move_to_dead(self, message: object, reason: DeadLetterReason, detail: str) -> None:
+        self.done.append(("dead", reason, detail))
+
+    async def answer(self, message: object, body: object) -> None:
+        self.done.append(("answer", body))
+
+
+@pytest.mark.parametrize("rejected", [ScheduleRejected, CancelRejected])
+async def test_a_refused_submission_is_dead_lettered_then_answered_why(rejected) -> None:
+    intake = Intake()
+    why = SubmissionRefusedError(DeadLetterReason.TOO_LARGE, "too large: 9 bytes")
+    await refuse(intake, object(), why, rejected)  # type: ignore[arg-type]
+    assert intake.done == [
+        ("dead", DeadLetterReason.TOO_LARGE, "too large: 9 bytes"),
+        ("answer", rejected(error="invalid_request", detail="too large: 9 bytes")),
+    ]
