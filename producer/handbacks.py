@@ -62,4 +62,4 @@ class HandBackRelay(Consumer):
             logger.warning("hand-back not put back on jobcast.jobs, retried later: %s", exc)
             await quietly_nack(message)
             return
-        await message.ack()
+        await self.ack(message)

@@ -93,7 +93,14 @@ class Relayed:
         return True
 
     def relay(self) -> HandBackRelay:
-        return HandBackRelay(self.republish, SIGNER, self.dead_letter)
+        return Relay(self.republish, SIGNER, self.dead_letter)
+
+
+class Relay(HandBackRelay):
+    """The relay, its acks recorded on the delivery (messaging/acks.py sends real ones)."""
+
+    async def ack(self, message: Any) -> None:
+        await message.ack()
 
 
 async def test_a_hand_back_is_acked_only_after_jobcast_jobs_confirmed_it():
