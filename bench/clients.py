@@ -27,6 +27,8 @@ class AmqpSubmitter:
         self.queue = queue
         self.rpc = rpc
         self.answers: dict[str, int] = {}
+        self.answered = asyncio.Event()
+        """Set on every answer (cleared by whoever waits for the next)."""
         self._counter = itertools.count()
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
@@ -45,6 +47,7 @@ class AmqpSubmitter:
         correlation_id = message.header.properties.correlation_id  # type: ignore[attr-defined]
         offset = orjson.loads(message.body)["offset"]  # type: ignore[attr-defined]
         self.answers[correlation_id] = offset
+        self.answered.set()
 
     async def publish(self, body: bytes) -> str:
         """Publish one message and return its correlation id once the broker confirmed it."""
@@ -61,6 +64,14 @@ class AmqpSubmitter:
             routing_key=self.queue,
         )
         return correlation_id
+
+    async def offset_of(self, correlation_id: str, timeout: float = 10) -> int:
+        """The offset answered to the request `correlation_id` (RPC only)."""
+        async with asyncio.timeout(timeout):
+            while correlation_id not in self.answers:
+                self.answered.clear()
+                await self.answered.wait()
+        return self.answers[correlation_id]
 
     async def publish_all(self, bodies: Iterable[bytes]) -> None:
         await _windowed(self.publish(body) for body in bodies)

@@ -34,6 +34,7 @@ class Results:
     ledger_bytes_per_job: float = 0.0
     w1_feed: list[float] = field(default_factory=list)
     w2_example: list[w.Latency] = field(default_factory=list)
+    w2_amqp: list[w.Latency] = field(default_factory=list)
     peer_w1: dict[str, list[float]] = field(default_factory=dict)
     peer_w2: dict[str, list[w.Latency]] = field(default_factory=dict)
 
@@ -144,9 +145,12 @@ async def _peers(
     for rep in range(plan.peer_repetitions):
         rate = await w.w1_feed_jobcast(jobcast, plan.peer_w1_jobs)
         results.w1_feed.append(rate)
+        amqp_w2 = await w.w2_amqp_jobcast(jobcast, plan.peer_w2_jobs)
+        results.w2_amqp.append(amqp_w2)
         example_w2 = await w.w2_example(example, plan.peer_w2_jobs)
         results.w2_example.append(example_w2)
-        log(f"W1 feed rep {rep + 1}: jobcast {rate:.0f}/s; W2 FastAPI example {example_w2}")
+        log(f"W1 feed rep {rep + 1}: jobcast {rate:.0f}/s; W2 over AMQP jobcast {amqp_w2}")
+        log(f"W2 FastAPI example {example_w2}")
     for spec in PEERS:
         peer = Peer(spec, run_dir)
         try:

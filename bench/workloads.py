@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aio_pika
 import httpx
 import orjson
 
@@ -15,6 +16,7 @@ from bench.memory import RssSampler
 from bench.systems import JOBS_QUEUE, FastapiExample, Jobcast, PikaBaseline
 from client.feed import FeedTransport
 from contracts import ReplyKind
+from contracts.topology import REPLIES_EXCHANGE, REPLY_KEY_ALL
 
 SCHEDULE_QUEUE = "jobcast.schedule"
 POLL_SECONDS = 0.02
@@ -235,6 +237,47 @@ async def _until(condition: Callable[[], bool], timeout: float) -> None:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"not reached in {timeout} s")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def w2_amqp_jobcast(jobcast: Jobcast, jobs: int) -> Latency:
+    """W2 over AMQP: one job at a time, submitted by RPC on jobcast.schedule, followed by one
+    subscriber of the reply topic (`reply.*` on jobcast.replies): submit → first reply seen,
+    submit → done seen (a reply can arrive before the RPC answer names its offset)."""
+    connection = await aio_pika.connect(jobcast.amqp_url)
+    seen: dict[int, dict[str, float]] = {}
+    arrived = asyncio.Event()
+
+    async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        reply = orjson.loads(message.body)
+        marks = seen.setdefault(reply["offset"], {})
+        marks.setdefault("first", time.perf_counter())
+        if reply["kind"] == ReplyKind.DONE:
+            marks["done"] = time.perf_counter()
+        arrived.set()
+
+    channel = await connection.channel()
+    replies = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await replies.bind(REPLIES_EXCHANGE.name, routing_key=REPLY_KEY_ALL)
+    await replies.consume(on_reply, no_ack=True)
+    client = AmqpSubmitter(jobcast.amqp_url, SCHEDULE_QUEUE, rpc=True)
+    await client.open()
+    first: list[float] = []
+    done: list[float] = []
+    try:
+        for _ in range(jobs):
+            began = time.perf_counter()
+            offset = await client.offset_of(await client.publish(orjson.dumps(JOB)))
+            async with asyncio.timeout(30):
+                while "done" not in seen.get(offset, {}):
+                    arrived.clear()
+                    await arrived.wait()
+            marks = seen.pop(offset)
+            first.append(marks["first"] - began)
+            done.append(marks["done"] - began)
+    finally:
+        await client.close()
+        await connection.close()
+    return latency(first, done)
 
 
 async def w2_example(example: FastapiExample, jobs: int) -> Latency:

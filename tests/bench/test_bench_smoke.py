@@ -39,6 +39,9 @@ def test_bench_smoke_run_prints_every_row(tmp_path: Path, amqp_base_url: str) ->
         assert float(cells[1]) > 0, cells
         assert float(cells[2]) > 0, cells
     assert float(_cells(table, "**jobcast over AMQP, the client following")[1]) > 0
+    over_amqp = _cells(table, "**jobcast over AMQP** (RPC submit")
+    assert float(over_amqp[1]) > 0, over_amqp  # W1
+    assert float(over_amqp[2]) > 0, over_amqp  # W2 through a reply.* subscriber
     for system, guarantees in GUARANTEES.items():
         assert _cells(table, system + " |")[1:] == list(guarantees)
 
