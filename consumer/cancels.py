@@ -3,7 +3,7 @@ they stop. Plain asyncio; consumer/control.py feeds it from jobcast.control."""
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -27,6 +27,9 @@ class Cancels:
         self._running: dict[int, set[asyncio.Event]] = {}
         self.listening_since: datetime | None = None
         """When this worker last began hearing control messages (None: not yet)."""
+        self.generation = 0
+        """Counts the times this worker (re)began hearing control messages."""
+        self._caught_up = False
 
     def heard(self, offset: int) -> None:
         """A cancel of job `offset` arrived: its running steps see it, its next step never runs."""
@@ -40,6 +43,25 @@ class Cancels:
     def listening(self) -> None:
         """This worker (re)started hearing control messages: what was sent before, it missed."""
         self.listening_since = utcnow()
+        self.generation += 1
+        self._caught_up = False
+
+    @property
+    def catching_up(self) -> bool:
+        """True until the ledger said which cancels were requested before this worker began
+        hearing them (`caught_up`): until then, older jobs are checked one by one."""
+        return not self._caught_up
+
+    def caught_up(self, pending: Iterable[int], generation: int) -> None:
+        """The ledger's unfinished cancelled jobs, read after this worker began hearing control
+        messages (at `generation`): with what it hears from now on, it misses none."""
+        # NOTE: read while this worker was not listening (a reconnect since the question was
+        # asked), the list may lack a cancel sent meanwhile: not caught up then.
+        if generation != self.generation or self.listening_since is None:
+            return
+        for offset in pending:
+            self.heard(offset)
+        self._caught_up = True
 
     def __contains__(self, offset: object) -> bool:
         return offset in self._heard
@@ -50,7 +72,11 @@ class Cancels:
         # NOTE: a job can be cancelled only after it was scheduled: if this worker was
         # listening since before then (allowing for the gateway's clock being off), it heard.
         since = self.listening_since
-        return since is None or scheduled_at < since + timedelta(seconds=CLOCK_SKEW_SECONDS)
+        if since is None:
+            return True
+        if self._caught_up:
+            return False  # the ledger listed every cancel requested before `since`
+        return scheduled_at < since + timedelta(seconds=CLOCK_SKEW_SECONDS)
 
     @contextmanager
     def running(self, offset: int) -> Iterator[asyncio.Event]:

@@ -78,7 +78,7 @@ class JobConsumer(Consumer):
         try:
             start = None
             if needs_resume_point(delivered, worker.registry):
-                start = await _resume_point(self._connection, worker, job)
+                start = await _resume_point(self._connection, worker, job, catch_up=True)
             decision = decide(
                 delivered, worker.registry, start, max_deliveries=worker.max_deliveries
             )
@@ -180,19 +180,31 @@ async def _until_recorded(
         logger.info("ledger behind at hand-back offset=%s next_seq=%s", job.offset, next_seq)
 
 
-async def _resume_point(connection: Connection | None, worker: Worker, job: Job) -> Progress | None:
-    """Ask the query side how far this redelivered job got; None (start over) if it can't say."""
+async def _resume_point(
+    connection: Connection | None, worker: Worker, job: Job, *, catch_up: bool = False
+) -> Progress | None:
+    """Ask the query side how far this redelivered job got; None (start over) if it can't say.
+
+    With `catch_up`, while the worker has not yet learnt which cancels it missed before it
+    began hearing them, the answer also lists them: the jobs after this one need not ask.
+    """
+    cancels = worker.cancels
+    asking = catch_up and cancels.catching_up
+    generation = cancels.generation
     try:
         answer = await request_reply(
             connection,
-            ProgressQuery(offset=job.offset),
+            ProgressQuery(offset=job.offset, pending_cancels=asking),
             exchange=PROGRESS_EXCHANGE,
             timeout=worker.resume_timeout,
         )
-        return Progress.model_validate_json(answer)
+        found = Progress.model_validate_json(answer)
     except (TimeoutError, ValidationError, BrokerUnavailableError) as exc:
         logger.warning("no resume point for offset=%s (%s); starting over", job.offset, exc)
         return None
+    if asking and found.pending_cancels is not None:
+        cancels.caught_up(found.pending_cancels, generation)
+    return found
 
 
 async def _publish_error(worker: Worker, reply: Reply) -> None:

@@ -285,10 +285,20 @@ class JobRecord(BaseModel):
     )
 
 
+MAX_PENDING_CANCELS = 10_000
+"""At most this many offsets in one answer's `pending_cancels`; with more, none are listed
+and the worker keeps asking job by job."""
+
+
 class ProgressQuery(BaseModel):
     """A worker's question to the query side: what is recorded for this offset?"""
 
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+    pending_cancels: bool = Field(
+        default=False,
+        description="Also list every unfinished job whose cancel was requested: a worker that "
+        "has just begun hearing cancels asks once, instead of once per job older than that.",
+    )
 
 
 class ProgressRejected(BaseModel):
@@ -309,4 +319,10 @@ class Progress(BaseModel):
     finished: bool = Field(default=False, description="A final reply is recorded.")
     cancel_requested: bool = Field(
         default=False, description="The job was cancelled: run no further step, end it."
+    )
+    pending_cancels: list[Annotated[int, Field(ge=0, le=MAX_OFFSET)]] | None = Field(
+        default=None,
+        max_length=MAX_PENDING_CANCELS,
+        description="When asked: the offsets of every unfinished job whose cancel was requested "
+        f"when this answer was read (None: not asked, or more than {MAX_PENDING_CANCELS}).",
     )

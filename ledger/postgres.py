@@ -143,6 +143,8 @@ STEERING_SCHEMA = """
 ALTER TABLE jobcast_jobs ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE jobcast_jobs ADD COLUMN IF NOT EXISTS due_at TIMESTAMPTZ;
 CREATE INDEX IF NOT EXISTS jobcast_jobs_due ON jobcast_jobs (due_at) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobcast_jobs_cancel_pending ON jobcast_jobs (id)
+    WHERE cancel_requested AND state NOT IN ('done', 'failed', 'cancelled');
 """
 
 TABLES = {"jobs": "jobcast_jobs", "replies": "jobcast_replies", "tags": "jobcast_job_tags"}
@@ -364,6 +366,16 @@ class PostgresLedger:
     async def progress(self, offset: int) -> Reply | None:
         async with self._connection() as conn:
             return progress_reply(offset, await postgres_row(conn, offset))
+
+    async def pending_cancels(self, limit: int) -> list[int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM jobcast_jobs WHERE cancel_requested"
+                " AND state NOT IN ('done', 'failed', 'cancelled')"
+                " ORDER BY id LIMIT $1",
+                limit,
+            )
+        return [row["id"] for row in rows]
 
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         sql, params = list_query(_dollar, TABLES, found, before, limit, _aware)

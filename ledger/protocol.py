@@ -96,6 +96,10 @@ class Ledger(Protocol):
     async def progress(self, offset: int) -> Reply | None:
         """The job's latest `progress` reply kept (ledger/progress.py); None if none."""
 
+    async def pending_cancels(self, limit: int) -> list[int]:
+        """Offsets of unfinished jobs whose cancel was requested, lowest first, at most
+        `limit` (what a worker that has just begun hearing cancels could have missed)."""
+
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         """Up to `limit` jobs matching `found` with an offset below `before` (None: any),
         newest first."""

@@ -305,6 +305,17 @@ class SqliteLedger:
     async def progress(self, offset: int) -> Reply | None:
         return await self._read(lambda conn: progress_reply(offset, sqlite_row(conn, offset)))
 
+    async def pending_cancels(self, limit: int) -> list[int]:
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT id FROM jobs WHERE cancel_requested = 1"
+                " AND state NOT IN ('done', 'failed', 'cancelled')"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [offset for (offset,) in rows]
+
     async def list_jobs(self, found: JobFilter, before: int | None, limit: int) -> list[JobRow]:
         sql, params = list_query(_qmark, TABLES, found, before, limit, utc_text)
         rows = await self._read(lambda conn: conn.execute(sql, params).fetchall())
@@ -580,6 +591,10 @@ def _add_steering(conn: sqlite3.Connection) -> None:
     if "due_at" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN due_at TEXT")
     conn.execute("CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due_at) WHERE state = 'scheduled'")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS jobs_cancel_pending ON jobs (id)"
+        " WHERE cancel_requested = 1 AND state NOT IN ('done', 'failed', 'cancelled')"
+    )
 
 
 def _add_keys(conn: sqlite3.Connection) -> None:

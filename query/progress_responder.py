@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetError
 from contracts.errors import describe
-from contracts.messages import ProgressRejected
+from contracts.messages import MAX_PENDING_CANCELS, ProgressRejected
 from contracts.topology import PROGRESS_QUEUE
 from messaging.consumer import AroundConsume, nothing_around
 from messaging.faststream import rabbit_queue
@@ -62,9 +62,15 @@ async def _answer(results: Results, body: bytes) -> BaseModel:
         logger.info("invalid progress question: %s", describe(exc))
         return ProgressRejected(error="invalid_query", detail=describe(exc))
     try:
-        return await progress(results.ledger, query.offset)
-    except UnknownOffsetError:
-        return Progress(offset=query.offset, next_seq=0)
+        try:
+            found = await progress(results.ledger, query.offset)
+        except UnknownOffsetError:
+            found = Progress(offset=query.offset, next_seq=0)
+        if query.pending_cancels:
+            pending = await results.ledger.pending_cancels(MAX_PENDING_CANCELS + 1)
+            if len(pending) <= MAX_PENDING_CANCELS:
+                found = found.model_copy(update={"pending_cancels": pending})
+        return found
     except UnavailableError as exc:
         logger.warning("progress of offset=%s unknown: %s", query.offset, exc)
         return ProgressRejected(error="unavailable", detail=str(exc))

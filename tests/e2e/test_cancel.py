@@ -10,6 +10,7 @@ import aio_pika.abc
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from client import JobcastClient
 from contracts import UnknownOffsetError
@@ -235,3 +236,35 @@ async def test_forged_and_broken_cancels_change_nothing(spawn, env, gateway, amq
 
 async def _next(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
     return await eventually(lambda: queue.get(fail=False), until=lambda m: m is not None)
+
+
+async def _progress_questions(http: httpx.AsyncClient) -> float:
+    """How many resume questions (jobcast.progress) the gateway has answered."""
+    text = (await http.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (
+                sample.name == "jobcast_messages_received_total"
+                and sample.labels.get("queue") == "jobcast.progress"
+            ):
+                return sample.value
+    return 0.0
+
+
+async def test_a_worker_started_after_cancels_learns_them_from_the_ledger_in_one_question(
+    spawn, env, gateway
+):
+    # Every job is older than the worker's hearing of cancels: it may have missed any of
+    # them, and asks the ledger once for them all (not once per job, as it did).
+    quick = {**PATIENT, "fn": "default_fn"}
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        offsets = [await schedule(http, quick) for _ in range(9)]
+        cancelled = offsets[1::3]
+        for offset in cancelled:
+            answer = await http.post(f"/jobs/{offset}/cancel")
+            assert answer.json() == {"offset": offset, "state": "queued"}
+        start_worker(spawn, env)  # it never heard those cancels: only the ledger knows
+        done = ["result1", "result2", "result3", "done"]
+        for offset in offsets:
+            await ends_with(http, offset, ["cancelled"] if offset in cancelled else done, 30)
+        assert await _progress_questions(http) == 1

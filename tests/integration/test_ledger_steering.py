@@ -167,3 +167,17 @@ async def test_a_release_rabbitmq_did_not_confirm_is_released_again(ledger, monk
     assert published == [-1, offset]
     assert (await ledger.job(offset)).state is JobState.QUEUED
     assert await releaser.release_due() == 0
+
+
+async def test_pending_cancels_lists_the_unfinished_cancelled_jobs_only(ledger):
+    offsets = [(await ledger.create_job(REQUEST))[0] for _ in range(5)]
+    queued, running, ended, untouched, last = offsets
+    delayed, _ = await ledger.create_job(REQUEST, due_at=utcnow() + timedelta(minutes=5))
+    for offset in (queued, running, ended, last, delayed):
+        await ledger.cancel_job(offset)
+    await ledger.store_replies([result(running, 0)])  # running: cancel asked, not ended yet
+    await ledger.store_replies([result(ended, 0), cancelled(ended, 1)])  # ended: nothing to do
+    assert (await ledger.job(delayed)).state is JobState.CANCELLED  # ended by the gateway
+    assert await ledger.pending_cancels(10) == [queued, running, last]
+    assert await ledger.pending_cancels(2) == [queued, running]
+    assert untouched not in await ledger.pending_cancels(10)

@@ -14,7 +14,7 @@ from consumer.pipelines import Pipeline, Registry, StepContext
 from consumer.runner import Outcome, run_job
 from contracts import Job, JobRequest, JobState, Progress, Reply, ReplyKind
 from contracts.control import DelayError, due_at
-from contracts.messages import CLOCK_SKEW_SECONDS, MAX_DELAY_SECONDS
+from contracts.messages import CLOCK_SKEW_SECONDS, MAX_DELAY_SECONDS, utcnow
 from ledger.rules import (
     CancelOutcome,
     JobView,
@@ -250,3 +250,37 @@ async def test_a_step_that_stops_early_by_raising_is_not_retried_and_records_not
     )
     assert (result.outcome, attempts) == (Outcome.CANCELLED, [1])
     assert [(r.seq, r.kind.value) for r in published] == [(0, "cancelled")]
+
+
+def test_once_the_ledger_listed_the_cancels_missed_no_older_job_is_checked_again():
+    cancels = Cancels()
+    cancels.listening()
+    old = utcnow() - timedelta(seconds=10)
+    assert cancels.catching_up
+    assert cancels.may_have_missed(old)
+    cancels.caught_up([7, 9], cancels.generation)
+    assert not cancels.catching_up
+    assert not cancels.may_have_missed(old)
+    assert 7 in cancels
+    assert 9 in cancels
+    assert 8 not in cancels
+
+
+def test_a_list_read_across_a_reconnect_is_not_trusted():
+    cancels = Cancels()
+    cancels.listening()
+    asked_at = cancels.generation
+    cancels.listening()  # reconnected while the question was out: a cancel may be unheard
+    cancels.caught_up([7], asked_at)
+    assert cancels.catching_up
+    assert cancels.may_have_missed(utcnow() - timedelta(seconds=10))
+    cancels.caught_up([], cancels.generation)
+    assert not cancels.may_have_missed(utcnow() - timedelta(seconds=10))
+    cancels.listening()  # a later reconnect: checked again until the ledger says
+    assert cancels.may_have_missed(utcnow() - timedelta(seconds=10))
+
+
+def test_a_list_before_hearing_anything_is_not_trusted():
+    cancels = Cancels()
+    cancels.caught_up([7], cancels.generation)
+    assert cancels.may_have_missed(utcnow())
