@@ -24,6 +24,7 @@ from contracts.principals import KeyRecord
 from ledger import postgres_lifecycle as lifecycle
 from ledger.batches import BatchItems
 from ledger.bookkeeping import Views
+from ledger.idempotency import MIGRATE_POSTGRES, scoped, scoped_items, unscoping
 from ledger.keys import KEY_COLUMNS, KeyExistsError, key_from_row
 from ledger.keys import POSTGRES_SCHEMA as KEYS_SCHEMA
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
@@ -197,6 +198,7 @@ class PostgresLedger:
             await conn.execute(LISTING_SCHEMA)
             await conn.execute(STEERING_SCHEMA)
             await conn.execute(KEYS_SCHEMA)
+            await _scope_idempotency_keys(conn)
             await _feed(conn, None)  # replies stored before the feed existed get their cursors
 
     def reply_listener(
@@ -221,6 +223,18 @@ class PostgresLedger:
         due_at: datetime | None = None,
         owner: str | None = None,
     ) -> tuple[int, bool]:
+        return await unscoping(
+            lambda: self._create_job(request, scoped(owner, idempotency_key), due_at, owner)
+        )
+
+    async def _create_job(
+        self,
+        request: JobRequest,
+        idempotency_key: str | None,
+        due_at: datetime | None,
+        owner: str | None,
+    ) -> tuple[int, bool]:
+        """create_job with the key in its stored form (ledger/idempotency.py)."""
         body = request.model_dump_json()
         state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
         async with self._connection() as conn:
@@ -419,6 +433,12 @@ class PostgresLedger:
     async def create_jobs(
         self, items: BatchItems, due: Sequence[datetime | None], owner: str | None = None
     ) -> list[tuple[int, bool]]:
+        return await unscoping(lambda: self._create_jobs(scoped_items(items, owner), due, owner))
+
+    async def _create_jobs(
+        self, items: BatchItems, due: Sequence[datetime | None], owner: str | None
+    ) -> list[tuple[int, bool]]:
+        """create_jobs with the keys in their stored form (ledger/idempotency.py)."""
         # NOTE: one transaction for the batch. Two batches racing for one new key: the loser's
         # INSERT fails on the key's uniqueness, and it tries again, now seeing the winner's job.
         for attempt in range(3):
@@ -507,6 +527,19 @@ class PostgresLedger:
                 yield conn
         except _DOWN as exc:
             raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
+
+
+async def _scope_idempotency_keys(conn: Any) -> None:
+    """Once per ledger: owned keys stored before keys were scoped get their owner's prefix."""
+    await conn.execute("CREATE TABLE IF NOT EXISTS jobcast_migrations (name TEXT PRIMARY KEY)")
+    done = await conn.fetchval(
+        "SELECT true FROM jobcast_migrations WHERE name = 'scoped_idempotency_keys'"
+    )
+    if not done:
+        await conn.execute(MIGRATE_POSTGRES)
+        await conn.execute(
+            "INSERT INTO jobcast_migrations (name) VALUES ('scoped_idempotency_keys')"
+        )
 
 
 async def _by_key(conn: Any, key: str | None) -> Any:

@@ -26,6 +26,7 @@ from contracts.principals import KeyRecord
 from ledger import sqlite_lifecycle as lifecycle
 from ledger.batches import BatchItems
 from ledger.bookkeeping import Views
+from ledger.idempotency import MIGRATE_SQLITE, scoped, scoped_items, unscoping
 from ledger.keys import KEY_COLUMNS, SQLITE_OWNER_INDEX, KeyExistsError, key_from_row
 from ledger.keys import SQLITE_SCHEMA as KEYS_SCHEMA
 from ledger.listing import (
@@ -173,6 +174,7 @@ class SqliteLedger:
         body = request.model_dump_json()
         state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
         due = None if due_at is None else due_text(due_at)
+        sent, idempotency_key = idempotency_key, scoped(owner, idempotency_key)
 
         def op(conn: sqlite3.Connection) -> tuple[int, bool]:
             if idempotency_key is not None:
@@ -180,7 +182,8 @@ class SqliteLedger:
                     "SELECT id, request FROM jobs WHERE idempotency_key = ?", (idempotency_key,)
                 ).fetchone()
                 if row is not None:
-                    return _same_request(row, body, idempotency_key), False
+                    assert sent is not None
+                    return _same_request(row, body, sent), False
             (offset,) = conn.execute(
                 "UPDATE offsets SET next = next + 1 RETURNING next - 1"
             ).fetchone()
@@ -356,7 +359,7 @@ class SqliteLedger:
     async def create_jobs(
         self, items: BatchItems, due: Sequence[datetime | None], owner: str | None = None
     ) -> list[tuple[int, bool]]:
-        create = lifecycle.create_jobs(items, due)
+        create = lifecycle.create_jobs(scoped_items(items, owner), due)
 
         def op(conn: sqlite3.Connection) -> list[tuple[int, bool]]:
             filled = create(conn)
@@ -367,7 +370,7 @@ class SqliteLedger:
                 )
             return filled
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await unscoping(lambda: self._write(op))
 
     # -- API keys and owners (ledger/keys.py) -----------------------------------------------
 
@@ -603,6 +606,10 @@ def _add_keys(conn: sqlite3.Connection) -> None:
     if "owner" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
         conn.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
     conn.execute(SQLITE_OWNER_INDEX)
+    # NOTE: user_version 1: idempotency keys are scoped by owner (ledger/idempotency.py).
+    if conn.execute("PRAGMA user_version").fetchone()[0] < 1:
+        conn.execute(MIGRATE_SQLITE)
+        conn.execute("PRAGMA user_version = 1")
 
 
 def _store_one(conn: sqlite3.Connection, reply: Reply, views: Views | None = None) -> StoreOutcome:

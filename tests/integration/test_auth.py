@@ -224,3 +224,29 @@ async def test_with_auth_off_no_key_is_asked_for_and_jobs_have_no_owner(off):
     assert (await http.get(f"/jobs/{other}", headers=keys("gone"))).status_code == 200
     assert (await http.get("/metrics")).status_code == 200
     assert await http.ledger.job_owner(other) is None  # type: ignore[attr-defined]
+
+
+async def test_an_idempotency_key_another_key_used_tells_bob_nothing(on):
+    http, key = on
+    order = {"Idempotency-Key": "order-7"}
+    alices = await schedule(http, {**key("alice"), **order})
+    # bob repeating alice's key and request gets a job of his own, not her offset
+    bobs = await schedule(http, {**key("bob"), **order})
+    assert bobs != alices
+    assert (await http.get(f"/jobs/{bobs}", headers=key("bob"))).status_code == 200
+    # another request under a key she used is no 409 naming her job: a new job of bob's
+    other = {"Idempotency-Key": "order-8"}
+    hers = await schedule(http, {**key("alice"), **other})
+    answer = await http.post("/schedule", json={**JOB, "fn": "x"}, headers={**key("bob"), **other})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["offset"] not in (alices, hers, bobs)
+    # each key's own repeat is its own job
+    assert await schedule(http, {**key("alice"), **order}) == alices
+    assert await schedule(http, {**key("bob"), **order}) == bobs
+    conflict = await http.post(
+        "/schedule", json={**JOB, "fn": "x"}, headers={**key("alice"), **order}
+    )
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"] == (
+        f"idempotency key 'order-7' was used for another request (offset {alices})"
+    )

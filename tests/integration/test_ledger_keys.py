@@ -2,9 +2,10 @@
 
 import sqlite3
 
+import asyncpg
 import pytest
 
-from contracts import JobRequest
+from contracts import IdempotencyConflictError, JobRequest
 from contracts.principals import KEY_PREFIX, digest, new_secret
 from ledger import open_ledger
 from ledger.keys import KeyExistsError
@@ -65,3 +66,91 @@ async def test_a_ledger_older_than_keys_gets_the_table_and_the_owner_column(tmp_
         assert [k.name for k in await ledger.keys()] == ["alice"]
     finally:
         await ledger.close()
+
+
+async def test_an_idempotency_key_is_one_per_owner(ledger):
+    other = REQUEST.model_copy(update={"fn": "other"})
+    alices, created = await ledger.create_job(REQUEST, "k", owner="alice")
+    assert created
+    # bob's "k" is a key of his own: a new job, not alice's offset (nothing learnt of hers)
+    bobs = await ledger.create_job(REQUEST, "k", owner="bob")
+    assert bobs[0] != alices
+    assert bobs[1]
+    assert await ledger.job_owner(bobs[0]) == "bob"
+    # another request under a key another owner used is no conflict either
+    carols, created = await ledger.create_job(other, "k", owner="carol")
+    assert created
+    assert carols not in (alices, bobs[0])
+    # each owner's repeat is its own job, and a conflict names only its own offset and key
+    assert await ledger.create_job(REQUEST, "k", owner="alice") == (alices, False)
+    assert await ledger.create_job(REQUEST, "k", owner="bob") == (bobs[0], False)
+    with pytest.raises(IdempotencyConflictError) as conflict:
+        await ledger.create_job(other, "k", owner="alice")
+    assert (conflict.value.key, conflict.value.offset) == ("k", alices)
+    assert (
+        str(conflict.value) == f"idempotency key 'k' was used for another request (offset {alices})"
+    )
+    # with auth off (no owner) a key is the one key of everyone, as before
+    anyones, created = await ledger.create_job(REQUEST, "k")
+    assert created
+    assert await ledger.create_job(REQUEST, "k") == (anyones, False)
+    assert len({alices, bobs[0], carols, anyones}) == 4
+
+
+async def test_a_batch_s_idempotency_keys_are_its_owners(ledger):
+    alices, _ = await ledger.create_job(REQUEST, "k", owner="alice")
+    [(daves, created)] = await ledger.create_jobs([(REQUEST, "k")], [None], owner="dave")
+    assert created
+    assert daves != alices
+    assert await ledger.create_jobs([(REQUEST, "k")], [None], owner="alice") == [(alices, False)]
+    other = REQUEST.model_copy(update={"fn": "other"})
+    with pytest.raises(IdempotencyConflictError) as conflict:
+        await ledger.create_jobs([(REQUEST, None), (other, "k")], [None, None], owner="dave")
+    assert (conflict.value.key, conflict.value.offset) == ("k", daves)
+
+
+async def test_owned_idempotency_keys_of_an_older_ledger_are_scoped_in_place(database_url):
+    first = open_ledger(database_url)
+    await first.open()
+    try:
+        alices, _ = await first.create_job(REQUEST, "k", owner="alice")
+        anyones, _ = await first.create_job(REQUEST, "free")
+    finally:
+        await first.close()
+    await _as_before_scoped_keys(database_url)
+    ledger = open_ledger(database_url)
+    await ledger.open()
+    try:
+        # the row is kept and is alice's key still; bob's "k" is his own
+        assert await ledger.create_job(REQUEST, "k", owner="alice") == (alices, False)
+        assert (await ledger.create_job(REQUEST, "k", owner="bob"))[1] is True
+        assert await ledger.create_job(REQUEST, "free") == (anyones, False)
+    finally:
+        await ledger.close()
+    again = open_ledger(database_url)  # opened again: nothing prefixed twice
+    await again.open()
+    try:
+        assert await again.create_job(REQUEST, "k", owner="alice") == (alices, False)
+    finally:
+        await again.close()
+
+
+async def _as_before_scoped_keys(database_url: str) -> None:
+    """Rewrite the ledger's keys as a ledger written before keys were scoped stored them."""
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                "UPDATE jobs SET idempotency_key = substr(idempotency_key,"
+                " instr(idempotency_key, char(31)) + 1)"
+            )
+            conn.execute("PRAGMA user_version = 0")
+        return
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE jobcast_jobs SET idempotency_key = split_part(idempotency_key, chr(31), 2)"
+            " WHERE strpos(idempotency_key, chr(31)) > 0"
+        )
+        await conn.execute("DROP TABLE jobcast_migrations")
+    finally:
+        await conn.close()

@@ -224,8 +224,9 @@ async def test_over_the_burst_a_key_gets_429_with_retry_after_and_others_do_not(
 
 
 async def test_a_token_reads_only_its_owners_jobs_even_for_an_offset_it_names(gw: Gateway) -> None:
-    """An Idempotency-Key is one for the whole ledger: bob repeating alice's key and request is
-    answered alice's offset, and a token naming it; that token still reads nothing of hers."""
+    """A token naming another owner's offset (once minted for bob when idempotency keys were one
+    for the whole ledger, so his repeat of alice's key was answered her offset) still reads
+    nothing of hers."""
     offset = (await gw.schedule("alice"))["offset"]
     named = gw.app.state.read_gate.mint_token("bob", offsets=[offset])
     for path in (f"/jobs/{offset}", f"/messages/{offset}", f"/messages/{offset}/stream"):
