@@ -8,31 +8,28 @@ from typing import Any
 import asyncpg
 
 from contracts import (
-    IdempotencyConflictError,
     JobRecord,
     JobRequest,
     JobState,
     LedgerUnavailableError,
     Reply,
-    ReplyKind,
     UnknownOffsetError,
 )
 from contracts.errors import LedgerRejectedError
 from contracts.listing import JobFilter, JobRow
-from contracts.messages import SEQ_WINDOW
 from contracts.principals import KeyRecord
 from ledger import postgres_lifecycle as lifecycle
 from ledger.batches import BatchItems
-from ledger.bookkeeping import Views
 from ledger.idempotency import MIGRATE_POSTGRES, scoped, scoped_items, unscoping
 from ledger.keys import KEY_COLUMNS, KeyExistsError, key_from_row
 from ledger.keys import POSTGRES_SCHEMA as KEYS_SCHEMA
 from ledger.listing import completed_series, feed_item, feed_query, list_query, row_from_db
 from ledger.notifications import ReplyListener
+from ledger.postgres_jobs import JobGroups, NewJob
+from ledger.postgres_replies import store_batch
 from ledger.progress import (
     POSTGRES_PROGRESS_AFTER,
     postgres_row,
-    postgres_store,
     progress_reply,
     report,
 )
@@ -42,21 +39,15 @@ from ledger.rows import (
     JOB_COLUMNS,
     PREFIX_REPLIES,
     REPLY_COLUMNS,
-    dump_value,
-    error_text,
     job_from_row,
     reply_from_row,
     view_from_row,
 )
 from ledger.rules import (
     CancelOutcome,
-    JobView,
     StoreOutcome,
-    after_storing,
     cancelled_reply,
-    judge,
     judge_cancel,
-    needs_seqs_above,
 )
 from ledger.steering import RELEASE_LEASE_SECONDS
 
@@ -177,11 +168,16 @@ class PostgresLedger:
         self._dsn = dsn
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._groups = JobGroups(self._connection)
 
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._pool_size, command_timeout=10
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                command_timeout=10,
+                reset=_nothing_to_reset,
             )
         except _DOWN as exc:
             raise LedgerUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
@@ -209,6 +205,7 @@ class PostgresLedger:
         return ReplyListener(self._dsn, on_stored, on_connected)
 
     async def close(self) -> None:
+        await self._groups.close()
         if self._pool is not None:
             await self._pool.close()
 
@@ -223,48 +220,8 @@ class PostgresLedger:
         due_at: datetime | None = None,
         owner: str | None = None,
     ) -> tuple[int, bool]:
-        return await unscoping(
-            lambda: self._create_job(request, scoped(owner, idempotency_key), due_at, owner)
-        )
-
-    async def _create_job(
-        self,
-        request: JobRequest,
-        idempotency_key: str | None,
-        due_at: datetime | None,
-        owner: str | None,
-    ) -> tuple[int, bool]:
-        """create_job with the key in its stored form (ledger/idempotency.py)."""
-        body = request.model_dump_json()
-        state = JobState.QUEUED if due_at is None else JobState.SCHEDULED
-        async with self._connection() as conn:
-            # NOTE: look the key up first: an INSERT that hits the conflict still burns an offset.
-            row = None if idempotency_key is None else await _by_key(conn, idempotency_key)
-            if row is None:
-                # NOTE: one statement, so a job and its tags are stored together or not at all
-                offset = await conn.fetchval(
-                    "WITH job AS (INSERT INTO jobcast_jobs (request, fn, state, idempotency_key,"
-                    " due_at, owner) VALUES ($1, $2, $3, $4, $6, $7)"
-                    " ON CONFLICT (idempotency_key) DO NOTHING"
-                    " RETURNING id), tagged AS (INSERT INTO jobcast_job_tags (tag, job_id)"
-                    " SELECT DISTINCT unnest($5::text[]), id FROM job)"
-                    " SELECT id FROM job",
-                    body,
-                    request.fn,
-                    state.value,
-                    idempotency_key,
-                    request.tags,
-                    due_at,
-                    owner,
-                )
-                if offset is not None:
-                    return int(offset), True
-                row = await _by_key(conn, idempotency_key)  # lost a race for the same key
-        assert row is not None
-        assert idempotency_key is not None
-        if JobRequest.model_validate_json(row["request"]) != request:
-            raise IdempotencyConflictError(idempotency_key, int(row["id"]))
-        return int(row["id"]), False
+        job = NewJob(request, scoped(owner, idempotency_key), due_at, owner)
+        return await unscoping(lambda: self._groups.create(job))
 
     async def cancel_job(self, offset: int) -> tuple[CancelOutcome, JobState]:
         try:
@@ -284,8 +241,7 @@ class PostgresLedger:
                         offset,
                     )
                 if outcome is CancelOutcome.ENDED:
-                    await _store_one(conn, cancelled_reply(offset, view))
-                    await _feed(conn, {offset})
+                    await store_batch(conn, [cancelled_reply(offset, view)])
                 state = await conn.fetchval("SELECT state FROM jobcast_jobs WHERE id = $1", offset)
         except _TRANSIENT as exc:
             raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
@@ -323,25 +279,15 @@ class PostgresLedger:
             )
 
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
-        outcomes: dict[int, StoreOutcome] = {}
-        # NOTE: each reply locks its job's row; taking the locks in offset order keeps two
-        # gateways storing replies of the same jobs from deadlocking each other. The sort is
-        # stable: one job's replies are judged in the order they arrived.
-        order = sorted(range(len(replies)), key=lambda i: replies[i].offset)
         try:
             async with self._connection() as conn, conn.transaction():
-                views = Views()
-                for i in order:
-                    outcomes[i] = await _store_one(conn, replies[i], views)
-                await _save_views(conn, views)
-                await _feed(conn, {reply.offset for reply in replies})
+                return await store_batch(conn, replies)
         except (asyncpg.PostgresError, OverflowError, ValueError) as exc:
             if isinstance(exc, _TRANSIENT):
                 raise LedgerUnavailableError(f"PostgreSQL unavailable: {exc}") from exc
             raise LedgerRejectedError(
                 f"PostgreSQL refused the write: {type(exc).__name__}: {exc}"
             ) from exc
-        return [outcomes[i] for i in range(len(replies))]
 
     async def replies(
         self, offset: int, after_seq: int = -1, *, with_progress: bool = False
@@ -542,10 +488,12 @@ async def _scope_idempotency_keys(conn: Any) -> None:
         )
 
 
-async def _by_key(conn: Any, key: str | None) -> Any:
-    return await conn.fetchrow(
-        "SELECT id, request FROM jobcast_jobs WHERE idempotency_key = $1", key
-    )
+async def _nothing_to_reset(_conn: Any) -> None:
+    """The pool's reset: none needed, so none of the four statements asyncpg's default sends
+    on every release."""
+    # NOTE: the ledger changes no session state on pooled connections (no SET, LISTEN, cursor
+    # or session advisory lock: its locks are transaction-scoped); asyncpg still rolls back a
+    # transaction left open before it calls this.
 
 
 async def _job_exists(conn: Any, offset: int) -> bool:
@@ -562,7 +510,10 @@ def _aware(moment: datetime) -> datetime:
 
 async def _feed(conn: Any, offsets: set[int] | None) -> None:
     """Give the replies that joined their job's prefix (of `offsets`; None: of every job)
-    their feed cursors, in (job, seq) order, from the `jobcast_feed` row."""
+    their feed cursors, in (job, seq) order, from the `jobcast_feed` row.
+
+    Used at open, for replies stored before the feed existed; a store hands out the cursors
+    of the replies it joins in its own statement, under the same lock (postgres_replies.py)."""
     joined = await conn.fetch(
         "SELECT r.job_id, r.seq FROM jobcast_replies r JOIN jobcast_jobs j ON j.id = r.job_id"
         " WHERE r.recorded IS NULL AND r.seq < j.next_seq"
@@ -590,69 +541,4 @@ async def _feed(conn: Any, offsets: set[int] | None) -> None:
         first,
         [row["job_id"] for row in joined],
         [row["seq"] for row in joined],
-    )
-
-
-async def _store_one(conn: Any, reply: Reply, views: Views | None = None) -> StoreOutcome:
-    """Store one reply by the rules; with `views`, its job's bookkeeping is kept there (read
-    and locked once, written once per batch, by `_save_views`) instead of written at once."""
-    if reply.kind is ReplyKind.PROGRESS:
-        if views:
-            await _save_views(conn, views)  # the progress rule reads the job's row
-        return await postgres_store(conn, reply)  # the job's latest progress, not a step
-    view = None if views is None else views.view(reply.offset)
-    if view is None:
-        row = await conn.fetchrow(
-            f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE",
-            reply.offset,
-        )
-        view = None if row is None else view_from_row(row)
-    refused = judge(view, reply)
-    if refused is not None:
-        return refused
-    assert view is not None
-    inserted = await conn.fetchval(
-        "INSERT INTO jobcast_replies (job_id, seq, kind, value, produced_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-        reply.offset,
-        reply.seq,
-        reply.kind.value,
-        dump_value(reply),
-        reply.produced_at,
-    )
-    if inserted is None:
-        return StoreOutcome.DUPLICATE
-    above: list[int] = []
-    if needs_seqs_above(view, reply):
-        rows = await conn.fetch(
-            "SELECT seq FROM jobcast_replies WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            reply.offset,
-            reply.seq,
-            SEQ_WINDOW,
-        )
-        above = [r["seq"] for r in rows]
-    stored = after_storing(view, reply, above)
-    if views is None:
-        await _save_view(conn, reply.offset, stored, error_text(reply))
-    else:
-        views.stored(reply.offset, stored, error_text(reply))
-    return StoreOutcome.STORED
-
-
-async def _save_views(conn: Any, views: Views) -> None:
-    for offset, view, error in views.take():
-        await _save_view(conn, offset, view, error)
-
-
-async def _save_view(conn: Any, offset: int, view: JobView, error: str | None) -> None:
-    await conn.execute(
-        "UPDATE jobcast_jobs SET state = $1, next_seq = $2, max_seq = $3, final_seq = $4,"
-        " final_kind = $5, error = coalesce($6, error), updated_at = now() WHERE id = $7",
-        view.state.value,
-        view.next_seq,
-        view.max_seq,
-        view.final_seq,
-        None if view.final_kind is None else view.final_kind.value,
-        error,
-        offset,
     )

@@ -133,32 +133,7 @@ def sqlite_row(conn: Any, offset: int) -> Any:
     ).fetchone()
 
 
-# -- PostgreSQL (inside the storing transaction) ------------------------------------------
-
-
-async def postgres_store(conn: Any, reply: Reply) -> StoreOutcome:
-    """Keep `reply` as its job's latest progress if the rule lets it; ring the followers."""
-    # NOTE: the job's row lock, as for any reply of it: two gateways storing ticks of one job
-    # keep the newer, and cannot deadlock (locks are taken in offset order).
-    row = await conn.fetchrow(
-        f"SELECT {BOOKKEEPING_COLUMNS} FROM jobcast_jobs WHERE id = $1 FOR UPDATE", reply.offset
-    )
-    kept = progress_reply(reply.offset, await postgres_row(conn, reply.offset))
-    refused = judge_progress(None if row is None else view_from_row(row), _latest(kept), reply)
-    if refused is not None:
-        return refused
-    await conn.execute(
-        "INSERT INTO jobcast_job_progress (job_id, seq, produced_at, value)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO UPDATE SET seq = excluded.seq,"
-        " produced_at = excluded.produced_at, value = excluded.value",
-        reply.offset,
-        reply.seq,
-        reply.produced_at,
-        _value(reply),
-    )
-    # NOTE: delivered on commit, like the trigger's for a stored reply
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(reply.offset))
-    return StoreOutcome.STORED
+# -- PostgreSQL (storing: ledger/postgres_replies.py) ------------------------------------
 
 
 async def postgres_row(conn: Any, offset: int) -> Any:
