@@ -65,7 +65,11 @@ async def snapshots(
     for http in itertools.cycle(gateways):
         if until.is_set():
             return taken
-        answers = await asyncio.gather(*(http.get(f"/messages/{o}") for o in offsets))
+        # NOTE: a connection of its own per read: reusing one the gateway is closing (an idle
+        # keep-alive, a finished stream) fails with "Server disconnected" on a loaded machine
+        answers = await asyncio.gather(
+            *(http.get(f"/messages/{o}", headers={"Connection": "close"}) for o in offsets)
+        )
         taken += [(o, a.json()) for o, a in zip(offsets, answers, strict=True)]
     return taken
 
