@@ -15,6 +15,7 @@ Plain code raises these; the HTTP and broker edges map them (see the README's er
     ├── ConfigurationError        a setting is missing or unsafe             the process exits
     └── UnavailableError          a dependency is down; try again later      HTTP 503
         ├── BrokerUnavailableError    RabbitMQ did not confirm in time
+        │   └── PublishInDoubtError   sent, but never confirmed: it may be queued
         └── LedgerUnavailableError    the database did not answer
 
 A message jobcast gives up on goes to jobcast.dead with a `DeadLetterReason`.
@@ -111,6 +112,11 @@ class UnavailableError(JobcastError):
 
 class BrokerUnavailableError(UnavailableError):
     """RabbitMQ is unreachable or did not confirm a publish in time."""
+
+
+class PublishInDoubtError(BrokerUnavailableError):
+    """A message went to RabbitMQ but its confirm never came (the connection or the node was
+    lost, or the deadline passed): it may be queued, or not."""
 
 
 class LedgerUnavailableError(UnavailableError):

@@ -15,7 +15,7 @@ from consumer.pipelines import load_registry
 from consumer.runner import RetryPolicy
 from consumer.worker import Worker
 from contracts import BrokerUnavailableError, Job
-from contracts.errors import ConfigurationError
+from contracts.errors import ConfigurationError, PublishInDoubtError
 from contracts.headers import HEADER_SIGNATURE
 from contracts.signing import DEVELOPMENT_KEY, Signer
 from contracts.topology import JOBS_QUEUE
@@ -142,7 +142,7 @@ class JobPublisher:
                     body, exchange="", routing_key=JOBS_QUEUE.name, headers=headers
                 )
         except TimeoutError:
-            raise BrokerUnavailableError(
+            raise PublishInDoubtError(
                 f"RabbitMQ did not confirm the job within {self._timeout}s"
             ) from None
 

@@ -270,6 +270,15 @@ class PostgresLedger:
                 offset,
             )
 
+    async def release_again(self, offset: int) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE jobcast_jobs SET state = 'scheduled', due_at = now(), updated_at = now()"
+                " WHERE id = $1 AND state = 'queued' AND NOT EXISTS"
+                " (SELECT 1 FROM jobcast_replies WHERE job_id = $1)",
+                offset,
+            )
+
     async def discard_job(self, offset: int) -> None:
         async with self._connection() as conn:
             await conn.execute(

@@ -52,6 +52,11 @@ class Ledger(Protocol):
     async def discard_job(self, offset: int) -> None:
         """Forget a job that never reached the broker; its offset is never reused."""
 
+    async def release_again(self, offset: int) -> None:
+        """A queued job whose publish is in doubt (it may or may not be on jobcast.jobs) becomes
+        a due scheduled job, which the release loop publishes again (it may run twice: at
+        least once). Nothing changes once a reply of it was stored."""
+
     async def store_replies(self, replies: Sequence[Reply]) -> list[StoreOutcome]:
         """Store replies once each, in one transaction, refusing what cannot be true of their
         job (ledger.rules); outcomes in the same order. LedgerRejectedError if the database

@@ -246,6 +246,17 @@ class SqliteLedger:
             )
         )
 
+    async def release_again(self, offset: int) -> None:
+        now = utcnow().isoformat()
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET state = 'scheduled', due_at = ?, updated_at = ?"
+                " WHERE id = ? AND state = 'queued' AND NOT EXISTS"
+                " (SELECT 1 FROM replies WHERE job_id = ?)",
+                (now, now, offset, offset),
+            )
+        )
+
     async def discard_job(self, offset: int) -> None:
         def op(conn: sqlite3.Connection) -> None:
             deleted = conn.execute(

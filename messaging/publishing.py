@@ -11,7 +11,7 @@ from aiormq import spec
 from faststream.rabbit import RabbitBroker
 from pydantic import BaseModel
 
-from contracts.errors import BrokerUnavailableError
+from contracts.errors import BrokerUnavailableError, PublishInDoubtError
 from contracts.topology import Exchange, Queue
 from messaging.connection import BROKER_FAILURES, goodbye
 from messaging.faststream import rabbit_exchange, rabbit_queue
@@ -86,7 +86,7 @@ class ConfirmedChannel:
                     mandatory=mandatory,
                 )
             except BROKER_FAILURES as exc:
-                raise _not_confirmed(exc) from exc
+                raise _not_confirmed(exc, in_doubt=True) from exc
 
 
 async def publish_confirmed(
@@ -121,6 +121,6 @@ async def publish_confirmed(
         raise _not_confirmed(exc) from exc
 
 
-def _not_confirmed(exc: BaseException) -> BrokerUnavailableError:
-    text = f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}"
-    return BrokerUnavailableError(text.rstrip(": "))
+def _not_confirmed(exc: BaseException, *, in_doubt: bool = False) -> BrokerUnavailableError:
+    text = f"RabbitMQ did not confirm the message: {type(exc).__name__}: {exc}".rstrip(": ")
+    return PublishInDoubtError(text) if in_doubt else BrokerUnavailableError(text)

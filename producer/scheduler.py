@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 
 from contracts import BrokerUnavailableError, Job, JobAccepted, JobRequest
 from contracts.control import due_at
+from contracts.errors import PublishInDoubtError
 from contracts.messages import utcnow
 from ledger import Ledger
 
@@ -30,8 +31,11 @@ class Scheduler:
     ) -> JobAccepted:
         """Record the job, publish it, then answer with its offset.
 
-        If RabbitMQ does not confirm, the job is forgotten and BrokerUnavailableError raised:
-        the caller never holds an offset for a job that will not run. A delayed request
+        If RabbitMQ does not confirm, BrokerUnavailableError is raised and the job forgotten:
+        the caller never holds an offset for a job that will not run. Unless the publish is in
+        doubt (PublishInDoubtError: sent, the confirm lost with its node) and the request has
+        an idempotency key: then the job is published again by the release loop, and a retry
+        with the key answers its offset. A delayed request
         (`run_at`, `delay_seconds`) is only recorded, `scheduled`: the release loop
         (producer/release.py) publishes it when due; DelayError if its time is out of bounds.
         `owner`: the API key's name it belongs to (None with auth off).
@@ -48,6 +52,17 @@ class Scheduler:
             return JobAccepted(offset=offset)
         try:
             await self._publish_job(Job(offset=offset, request=request, trace=trace or {}))
+        except PublishInDoubtError:
+            if idempotency_key is None:
+                await self._ledger.discard_job(offset)
+            else:
+                # NOTE: it may be on jobcast.jobs (the node took it, then died before its
+                # confirm): forgetting it would leave a job running under an offset its caller
+                # never gets back, its results refused. With a key, the caller gets this
+                # offset by retrying, so it is kept and published again (at least once).
+                logger.warning("publish in doubt offset=%s: released again", offset)
+                await self._ledger.release_again(offset)
+            raise
         except BrokerUnavailableError:
             await self._ledger.discard_job(offset)
             raise
