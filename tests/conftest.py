@@ -128,6 +128,8 @@ MARKERS_BY_FOLDER = {
     "integration": ("integration",),
     "e2e": ("e2e",),
     "faults": ("faults",),
+    # NOTE: also `faults`: `-m "not faults"` leaves out every test that breaks a broker.
+    "cluster": ("cluster", "faults"),
     # NOTE: the bench's tests start jobcast's real processes too: `-m "not e2e"` leaves them out.
     "bench": ("bench", "e2e"),
 }

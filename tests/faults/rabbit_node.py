@@ -44,23 +44,40 @@ def _port() -> int:
 
 
 class RabbitNode:
-    """One RabbitMQ node in a directory of its own; `start()`, break it, `destroy()`."""
+    """One RabbitMQ node in a directory of its own; `start()`, break it, `destroy()`.
 
-    def __init__(self, base_dir: Path) -> None:
+    `cookie` (the Erlang cookie, shared by the nodes of a cluster; default: Erlang makes one),
+    `erl_args` (extra emulator flags, e.g. one scheduler) and `conf` (extra rabbitmq.conf
+    lines) are for tests/cluster/'s RabbitCluster."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        name: str = "",
+        cookie: str = "",
+        erl_args: str = "",
+        conf: str = "",
+    ) -> None:
         self.dir = base_dir
-        self.name = f"jobcast-fault-{uuid.uuid4().hex[:10]}@localhost"
+        self.name = name or f"jobcast-fault-{uuid.uuid4().hex[:10]}@localhost"
         self.port = _port()
         self.dist_port = _port()
         self.scripts = rabbitmq_scripts()
+        self.erl_args = erl_args
         self.proc: subprocess.Popen[bytes] | None = None
         for sub in ("home", "mnesia", "log"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if cookie:
+            cookie_file = self.dir / "home" / ".erlang.cookie"
+            cookie_file.write_text(cookie)
+            cookie_file.chmod(0o400)
         (self.dir / "enabled_plugins").write_text("")
         (self.dir / "rabbitmq-env.conf").write_text("")
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
             # deliveries redelivered quickly after a consumer dies; no disk alarm on small /tmp
-            "disk_free_limit.absolute = 1MB\n"
+            "disk_free_limit.absolute = 1MB\n" + conf
         )
 
     @property
@@ -90,8 +107,8 @@ class RabbitNode:
                     "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
                     "RABBITMQ_PID_FILE": str(self.dir / "node.pid"),
                     "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
-                        "-kernel inet_dist_use_interface {127,0,0,1}"
-                    ),
+                        f"-kernel inet_dist_use_interface {{127,0,0,1}} {self.erl_args}"
+                    ).strip(),
                 }
             )
             env.pop("RABBITMQ_ALLOW_INPUT", None)
@@ -99,6 +116,7 @@ class RabbitNode:
 
     def start(self, timeout: float = 90.0) -> "RabbitNode":
         """Start the node and return once it accepts AMQP connections."""
+        (self.dir / "node.pid").unlink(missing_ok=True)  # a killed node's, stale
         log = (self.dir / "server.log").open("ab")
         self.proc = subprocess.Popen(
             [str(self.scripts / "rabbitmq-server")],
@@ -134,6 +152,16 @@ class RabbitNode:
             timeout=timeout,
         )
 
+    def queues_ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """rabbitmq-queues against this node; raises with its output if it fails."""
+        return rabbitmqctl(
+            *args,
+            executable=str(self.scripts / "rabbitmq-queues"),
+            node=self.name,
+            env=self._env(server=False),
+            timeout=timeout,
+        )
+
     # -- the faults ----------------------------------------------------------------------
 
     def stop_app(self) -> None:
@@ -143,6 +171,19 @@ class RabbitNode:
     def start_app(self) -> None:
         self.ctl("start_app")
         self.wait_amqp()
+
+    def kill(self) -> None:
+        """kill -9 the node's Erlang VM: no goodbye to clients or to the other nodes."""
+        pid = int((self.dir / "node.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(30)  # the rabbitmq-server script ends with its VM
+
+    def stop(self) -> None:
+        """Stop the whole node cleanly (rabbitmqctl stop): its clients are disconnected."""
+        self.ctl("stop", timeout=120)
+        if self.proc is not None:
+            self.proc.wait(60)
 
     def close_all_connections(self) -> None:
         """Close every client connection from the broker side (the node stays up)."""
