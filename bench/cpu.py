@@ -85,10 +85,17 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _broker() -> psutil.Process | None:
+def broker_process() -> psutil.Process | None:
+    """The `beam.smp` listening on the bench broker's AMQP port (other nodes, such as the fault
+    tests' throwaway ones, may run beside it)."""
+    port = urlsplit(BASE_URL).port or 5672
     for process in psutil.process_iter(["name"]):
-        if "beam" in (process.info["name"] or ""):
-            return process
+        if "beam" not in (process.info["name"] or ""):
+            continue
+        with contextlib.suppress(psutil.Error):
+            listening = process.net_connections("tcp")
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in listening):
+                return process
     return None
 
 
@@ -108,7 +115,7 @@ async def _cost(
     await run(min(WARM_UP_JOBS, jobs))
     groups = processes()
     counted = dict(groups)  # fsyncs: the system's own processes and the broker
-    broker = _broker()
+    broker = broker_process()
     if broker is not None:
         groups[BROKER] = counted[BROKER] = [broker]
     in_process = psutil.Process()

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -100,3 +101,16 @@ def run_bench(amqp_base_url: str, module: str, *args: str) -> subprocess.Complet
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
+
+
+def test_cost_per_job_counts_the_broker_the_bench_runs_on_not_another_node() -> None:
+    """Other nodes may run beside it (the fault tests' throwaway ones): the RabbitMQ row is the
+    `beam.smp` listening on the bench broker's port, or none where it is not on this machine."""
+    from bench.cpu import broker_process
+    from bench.systems import BASE_URL
+
+    broker = broker_process()
+    if broker is not None:
+        port = urlsplit(BASE_URL).port or 5672
+        ports = {c.laddr.port for c in broker.net_connections("tcp") if c.status == "LISTEN"}
+        assert port in ports, (broker, ports)
