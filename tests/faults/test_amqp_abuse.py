@@ -124,16 +124,20 @@ async def test_every_progress_question_gets_an_answer_and_no_traceback(gateway, 
         "too-large-for-the-ledger": question(b'{"offset": 9223372036854775808}'),
         "huge-number": question(b'{"offset": ' + b"9" * 5000 + b"}"),
         "huge-body": question(b'{"offset": 1, "pad": "' + b"x" * 1_000_000 + b'"}'),
+        "pending-cancels-not-a-bool": question(b'{"offset": 1, "pending_cancels": [1]}'),
         "valid": question(b'{"offset": 424242}'),
+        "valid-with-pending-cancels": question(b'{"offset": 424242, "pending_cancels": true}'),
     }
     answers = await _ask(channel, PROGRESS_QUEUE.name, questions)
-    assert answers.pop("valid") == {
+    nothing_recorded = {
         "offset": 424242,
         "next_seq": 0,
         "previous": None,
         "finished": False,
         "cancel_requested": False,
     }
+    assert answers.pop("valid") == {**nothing_recorded, "pending_cancels": None}
+    assert answers.pop("valid-with-pending-cancels") == {**nothing_recorded, "pending_cancels": []}
     for name, answer in answers.items():
         assert answer["error"] == "invalid_query", (name, answer)
         assert answer["detail"], (name, answer)
