@@ -1,0 +1,219 @@
+"""`python -m bench.cluster [--size full|quick|smoke]`: what a three-node RabbitMQ cluster costs.
+
+W1 (zero-length steps, submitted over AMQP, one gateway and two workers, a PostgreSQL ledger)
+in one run, back to back, on throwaway RabbitMQ nodes started from the machine's
+`rabbitmq-server` with the same tuning (tests/cluster/rabbit_cluster.py: one Erlang scheduler
+each):
+- one node;
+- the three-node cluster, each quorum queue on one node (JOBCAST_QUORUM_SIZE=1);
+- the three-node cluster, each quorum queue on all three (JOBCAST_QUORUM_SIZE=3), every write
+  confirmed by a majority.
+The gateway starts on the first node, the workers on the second and third, as a deployment
+spreads them. All the nodes share the machine's two cores, so the cluster rows pay three
+brokers' CPU where a real cluster would spread it over three machines.
+"""
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+import uvloop
+
+from bench.clients import JOB, AmqpSubmitter
+from harness.processes import JobcastProcess, free_port
+
+# NOTE: the throwaway nodes are the cluster suite's (development only, like the bench)
+from tests.cluster.rabbit_cluster import CONF, ERL_ARGS, RabbitCluster
+from tests.faults.rabbit_node import RabbitNode
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+RESULTS = Path(__file__).parent / "results" / "cluster.md"
+SCHEDULE_QUEUE = "jobcast.schedule"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jobs: int
+    repetitions: int
+
+
+SIZES = {
+    "full": Sizes(jobs=2000, repetitions=2),
+    "quick": Sizes(jobs=600, repetitions=1),
+    "smoke": Sizes(jobs=20, repetitions=1),
+}
+
+CONFIGURATIONS = ("one node", "3 nodes, quorum size 1", "3 nodes, quorum size 3")
+
+
+class Brokers:
+    """The throwaway nodes: one alone, and three in a cluster."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.single = RabbitNode(run_dir / "single", erl_args=ERL_ARGS, conf=CONF)
+        self.cluster = RabbitCluster(run_dir / "cluster")
+
+    def start(self) -> None:
+        self.single.start()
+        self.cluster.start()
+
+    def destroy(self) -> None:
+        self.single.destroy()
+        self.cluster.destroy()
+
+    def urls(self, configuration: str, vhost: str) -> tuple[str, str, str]:
+        """JOBCAST_AMQP_URL of the gateway and of the two workers, and a one-node URL for the
+        bench's submitter."""
+        if configuration == "one node":
+            self.single.add_vhost(vhost)
+            url = self.single.vhost_url(vhost)
+            return url, url, url
+        self.cluster.add_vhost(vhost)
+        return (
+            self.cluster.url(vhost, [0, 1, 2]),
+            self.cluster.url(vhost, [1, 2, 0]),
+            self.cluster.nodes[0].vhost_url(vhost),
+        )
+
+
+async def measure(
+    brokers: Brokers, run_dir: Path, admin_url: str, configuration: str, jobs: int
+) -> float:
+    """W1's jobs/s on `configuration`: a fresh vhost and PostgreSQL database, one gateway and
+    two workers, a warm-up, then `jobs` submitted over AMQP until all are done."""
+    label = f"{configuration.replace(' ', '').replace(',', '-')}-{uuid.uuid4().hex[:6]}"
+    vhost = f"bench-{label}"
+    database = f"jobcast_bench_{uuid.uuid4().hex[:10]}"
+    database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + database))
+    gateway_url, second_url, submit_url = await asyncio.to_thread(
+        brokers.urls, configuration, vhost
+    )
+    worker_urls = [second_url, brokers.cluster.url(vhost, [2, 0, 1])]
+    if configuration == "one node":
+        worker_urls = [gateway_url, gateway_url]
+    size = "1" if configuration.endswith("size 1") else "3"
+    env = {"JOBCAST_DATABASE_URL": database_url, "JOBCAST_STEP_SECONDS": "0"}
+    if configuration != "one node":
+        env["JOBCAST_QUORUM_SIZE"] = size
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    processes: list[JobcastProcess] = []
+    reader: asyncpg.Connection | None = None
+    try:
+        gateway = JobcastProcess(
+            "gateway",
+            {**env, "JOBCAST_AMQP_URL": gateway_url, "JOBCAST_PORT": str(free_port())},
+            run_dir,
+            f"{label}-gw",
+        )
+        processes.append(gateway)
+        await asyncio.to_thread(gateway.start().wait_http, "/ready", 60)
+        for i, url in enumerate(worker_urls):
+            worker = JobcastProcess(
+                "worker", {**env, "JOBCAST_AMQP_URL": url}, run_dir, f"{label}-w{i}"
+            )
+            processes.append(worker)
+            await asyncio.to_thread(worker.start().wait_log, "worker consuming", 60)
+        reader = await asyncpg.connect(database_url)
+        await throughput(reader, submit_url, min(jobs, 50))  # warm-up
+        return await throughput(reader, submit_url, jobs)
+    finally:
+        if reader is not None:
+            await reader.close()
+        for process in reversed(processes):
+            process.stop()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def throughput(reader: asyncpg.Connection, url: str, jobs: int) -> float:
+    """Jobs/s from the first AMQP submission until `jobs` more are done in the ledger."""
+    client = AmqpSubmitter(url, SCHEDULE_QUEUE, rpc=True)
+    await client.open()
+    body = orjson.dumps(JOB)
+    done = "SELECT count(*) FROM jobcast_jobs WHERE state = 'done'"
+    try:
+        base = int(await reader.fetchval(done))
+        began = time.perf_counter()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(client.publish_all(body for _ in range(jobs)))
+            deadline = began + 120 + jobs / 20
+            while int(await reader.fetchval(done)) < base + jobs:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{jobs} jobs not done in time")
+                await asyncio.sleep(0.02)
+        return jobs / (time.perf_counter() - began)
+    finally:
+        await client.close()
+
+
+async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
+    run_dir = Path(tempfile.mkdtemp(prefix="jobcast-bench-cluster-"))
+    log(f"nodes and process logs in {run_dir}")
+    brokers = Brokers(run_dir)
+    figures: dict[str, list[float]] = {}
+    keep = False
+    try:
+        await asyncio.to_thread(brokers.start)
+        for rep in range(sizes.repetitions):
+            for configuration in CONFIGURATIONS:
+                rate = await measure(brokers, run_dir, admin_url, configuration, sizes.jobs)
+                figures.setdefault(configuration, []).append(rate)
+                log(f"rep {rep + 1}: W1 on {configuration}: {rate:.0f} jobs/s")
+    except BaseException:
+        keep = True
+        raise
+    finally:
+        await asyncio.to_thread(brokers.destroy)
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return figures
+
+
+def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
+    med = {name: statistics.median(values) for name, values in figures.items()}
+    one = med["one node"]
+    lines = [
+        f"W1: {sizes.jobs} jobs over AMQP, 1 gateway and 2 workers, PostgreSQL ledger, throwaway "
+        f"nodes of one Erlang scheduler each, all on this machine; medians of "
+        f"{sizes.repetitions} run(s).",
+        "",
+        "| configuration | jobs/s | vs one node |",
+        "|---|---:|---:|",
+    ]
+    for configuration in CONFIGURATIONS:
+        rate = med[configuration]
+        lines.append(f"| W1, {configuration} | {rate:,.0f} | {rate / one:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may create databases")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = SIZES[args.size]
+    figures = uvloop.run(run(sizes, args.postgres))
+    table = render(sizes, figures)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
