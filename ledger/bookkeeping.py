@@ -1,8 +1,9 @@
 """A job's bookkeeping while a batch of its replies is stored: read once, written once.
 
 Every stored reply moves its job's `next_seq`, `max_seq` and final (ledger/rules.py). Read and
-written per reply, a job's four replies in one batch cost eight statements on its row (and on
-PostgreSQL eight round trips, under the row's lock); kept here between them, two.
+written per reply, a job's four replies in one batch cost eight statements on its row; kept here
+between them, two. SQLite's writer uses it; PostgreSQL's batches do the same and more in one
+statement (ledger/postgres_replies.py).
 """
 
 from dataclasses import dataclass
