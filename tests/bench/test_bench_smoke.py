@@ -1,6 +1,7 @@
 """The benchmark still runs end to end (tiny sizes; the numbers mean nothing here)."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,18 +90,34 @@ def test_cost_per_job_lists_every_process_and_the_broker_operations_of_every_sys
     assert float(ops["aio-pika"].split(" | ")[1]) == 5, ops
 
 
-def run_bench(amqp_base_url: str, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m <module> <args>` on the test's broker; fails the test if it fails."""
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
+def run_bench(
+    amqp_base_url: str, module: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` on the test's broker; fails the test if it fails.
+
+    Stopped by the test's timeout or its own, the bench gets SIGINT first, so that it stops the
+    processes it started (each in a session of its own) and deletes its vhosts: killed outright,
+    it would leave workers, a redis-server and throwaway vhosts and databases behind."""
+    argv = [sys.executable, "-m", module, *args]
+    bench = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
         env={**os.environ, "BENCH_AMQP_URL": amqp_base_url},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    try:
+        out, err = bench.communicate(timeout=timeout)
+    except BaseException:
+        bench.send_signal(signal.SIGINT)
+        try:
+            bench.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            bench.communicate()
+        raise
+    assert bench.returncode == 0, err[-3000:]
+    return subprocess.CompletedProcess(argv, bench.returncode, out, err)
 
 
 def test_cost_per_job_counts_the_broker_the_bench_runs_on_not_another_node() -> None:
