@@ -146,7 +146,9 @@ def _step(job: _Job | None, reply: Reply, new: list[Reply]) -> StoreOutcome:
     job.view = after_storing(view, reply, above)
     job.above.add(reply.seq)
     job.above = {seq for seq in job.above if seq >= job.view.next_seq}
-    job.error = error_text(reply) or job.error
+    error = error_text(reply)
+    if error is not None:  # an empty reason too: it is what the worker sent
+        job.error = error
     job.moved = True
     new.append(reply)
     return StoreOutcome.STORED

@@ -99,6 +99,15 @@ async def test_a_mixed_batch_stores_exactly_what_one_by_one_would(ledger: Ledger
         assert [r.seq for _, r in feed if r.offset == offset] == list(range(count))
 
 
+async def test_an_empty_failure_reason_is_kept_as_sent(ledger: Ledger):
+    offset, _ = await ledger.create_job(REQUEST)
+    await ledger.store_replies(
+        [step(offset, 0), Reply(offset=offset, seq=1, kind="error", value="")]
+    )
+    record = await ledger.job(offset)
+    assert (record.state, record.error) == (JobState.FAILED, "")
+
+
 async def test_random_batches_store_what_one_by_one_stores(ledger: Ledger):
     """The same replies, shuffled, duplicated and forged, stored in batches of random sizes
     for some jobs and one at a time for their twins: the same outcomes, the same jobs."""
