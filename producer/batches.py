@@ -2,16 +2,19 @@
 
 One ledger transaction records every job of the batch, one burst of confirmed publishes hands
 them to RabbitMQ (all published, then every confirm awaited), and only then are the offsets
-answered, in the request's order. All or nothing: if RabbitMQ does not confirm every job, the
-batch's new jobs are discarded and no offset is handed out.
+answered, in the request's order. All or nothing: if RabbitMQ does not confirm every job, no
+offset is handed out and the batch's new jobs are discarded, but for those with an idempotency
+key that are or may be queued, kept for the retry with the same keys.
 """
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
-from contracts import BrokerUnavailableError, Job
+from contracts import BrokerUnavailableError, Job, JobRequest
 from contracts.batches import BatchAccepted, BatchRequest, batch_tag
 from contracts.control import due_at
+from contracts.errors import PublishInDoubtError
 from contracts.messages import utcnow
 from ledger import Ledger
 from producer.scheduler import PublishJob
@@ -52,7 +55,8 @@ class BatchScheduler:
         )
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failed:
-            await self._ledger.discard_jobs([o for o, created in placed if created])
+            sent = {job.offset: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+            await self._settle_failed(placed, items, sent)
             for outcome in failed:
                 if not isinstance(outcome, BrokerUnavailableError):
                     raise outcome
@@ -65,3 +69,28 @@ class BatchScheduler:
             offsets=[offset for offset, _ in placed],
             tag=None if batch.batch is None else batch_tag(batch.batch),
         )
+
+    async def _settle_failed(
+        self,
+        placed: list[tuple[int, bool]],
+        items: list[tuple[JobRequest, str | None]],
+        outcomes: Mapping[int, object],
+    ) -> None:
+        """A batch RabbitMQ did not wholly confirm: its new jobs are forgotten, except those
+        with an idempotency key that are or may be queued (confirmed, in doubt, or delayed):
+        they are kept, an in-doubt one published again by the release loop, so the retry with
+        the same keys answers their offsets (as for one job: producer/scheduler.py)."""
+        forget: list[int] = []
+        again: list[int] = []
+        for (offset, created), (_, key) in zip(placed, items, strict=True):
+            if not created:
+                continue
+            outcome = outcomes.get(offset)  # None: confirmed, or delayed (not published now)
+            if key is None or not (outcome is None or isinstance(outcome, PublishInDoubtError)):
+                forget.append(offset)
+            elif outcome is not None:
+                again.append(offset)
+        await self._ledger.discard_jobs(forget)
+        for offset in again:
+            logger.warning("publish in doubt offset=%s (a batch's): released again", offset)
+            await self._ledger.release_again(offset)
