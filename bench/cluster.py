@@ -2,7 +2,7 @@
 
 W1 (zero-length steps, submitted over AMQP, one gateway and two workers, a PostgreSQL ledger)
 in one run, back to back, on throwaway RabbitMQ nodes started from the machine's
-`rabbitmq-server` with the same tuning (tests/cluster/rabbit_cluster.py: one Erlang scheduler
+`rabbitmq-server` with the same tuning (harness/rabbit_cluster.py: one Erlang scheduler
 each):
 - one node;
 - the three-node cluster, each quorum queue on one node (JOBCAST_QUORUM_SIZE=1);
@@ -31,10 +31,8 @@ import uvloop
 
 from bench.clients import JOB, AmqpSubmitter
 from harness.processes import JobcastProcess, free_port
-
-# NOTE: the throwaway nodes are the cluster suite's (development only, like the bench)
-from tests.cluster.rabbit_cluster import CONF, ERL_ARGS, RabbitCluster
-from tests.faults.rabbit_node import RabbitNode
+from harness.rabbit_cluster import CONF, ERL_ARGS, RabbitCluster
+from harness.rabbit_node import RabbitNode
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RESULTS = Path(__file__).parent / "results" / "cluster.md"

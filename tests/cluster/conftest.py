@@ -19,7 +19,7 @@ from client.errors import ScheduleRejectedError
 from contracts import BrokerUnavailableError, JobRequest
 from contracts.topology import REPLIES_EXCHANGE
 from harness.processes import JobcastProcess, free_port
-from tests.cluster.rabbit_cluster import RabbitCluster
+from harness.rabbit_cluster import RabbitCluster
 from tests.conftest import Spawner
 from tests.faults.checker import OBSERVER_QUEUE, Checker
 from tests.support.database import PostgresDatabase

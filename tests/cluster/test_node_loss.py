@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from contracts.topology import JOBS_QUEUE, LEDGER_QUEUE
+from harness.rabbit_cluster import RabbitCluster
 from tests.cluster.conftest import Deployment
-from tests.cluster.rabbit_cluster import RabbitCluster
 from tests.faults.pipelines import COUNTED_VALUES
 from tests.support.waiting import eventually
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.processes import JobcastProcess, free_port
+from harness.rabbit_node import RabbitNode
 from tests.conftest import Spawner
 from tests.faults.checker import Checker
-from tests.faults.rabbit_node import RabbitNode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STEP_SECONDS = 0.4

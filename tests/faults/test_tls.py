@@ -18,9 +18,9 @@ import pytest
 
 from contracts.errors import LedgerUnavailableError
 from harness.processes import free_port
+from harness.rabbit_node import RabbitNode
 from ledger import open_ledger
 from tests.faults.postgres_node import PostgresNode, _bin
-from tests.faults.rabbit_node import RabbitNode
 from tests.support.waiting import eventually
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}

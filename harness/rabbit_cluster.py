@@ -1,6 +1,6 @@
-"""A throwaway three-node RabbitMQ cluster of the cluster suite's own (issue 14): three
-tests/faults/rabbit_node.RabbitNode's with one Erlang cookie, joined with
-`rabbitmqctl join_cluster`, each on one Erlang scheduler so that three fit on two cores.
+"""A throwaway three-node RabbitMQ cluster, the cluster suite's and bench.cluster's (issue 14):
+three harness/rabbit_node.RabbitNode's with one Erlang cookie, joined with `rabbitmqctl
+join_cluster`, each on one Erlang scheduler so that three fit on two cores.
 The machine's shared broker is never touched."""
 
 import concurrent.futures
@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.faults.rabbit_node import RabbitNode
+from harness.rabbit_node import RabbitNode
 
 # NOTE: one scheduler per node and no busy-waiting schedulers: three idle nodes would
 # otherwise spin both cores.

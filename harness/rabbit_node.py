@@ -1,4 +1,5 @@
-"""A throwaway RabbitMQ node of the fault suite's own, started with the machine's rabbitmq-server.
+"""A throwaway RabbitMQ node, started with the machine's rabbitmq-server (the fault and cluster
+suites' and the cluster bench's).
 
 Stopping its app or closing its connections touches nothing else: it has its own node name,
 AMQP and distribution ports, data and log directories, Erlang cookie (its own HOME) and
