@@ -19,24 +19,17 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import orjson
 import uvloop
 
-from bench.clients import JOB, AmqpSubmitter
-from harness.processes import JobcastProcess, free_port
+from bench.deployment import ADMIN_URL, Deployment
 from harness.rabbit_cluster import CONF, ERL_ARGS, RabbitCluster
 from harness.rabbit_node import RabbitNode
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RESULTS = Path(__file__).parent / "results" / "cluster.md"
-SCHEDULE_QUEUE = "jobcast.schedule"
 
 
 @dataclass(frozen=True)
@@ -91,68 +84,21 @@ async def measure(
     two workers, a warm-up, then `jobs` submitted over AMQP until all are done."""
     label = f"{configuration.replace(' ', '').replace(',', '-')}-{uuid.uuid4().hex[:6]}"
     vhost = f"bench-{label}"
-    database = f"jobcast_bench_{uuid.uuid4().hex[:10]}"
-    database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + database))
     gateway_url, second_url, submit_url = await asyncio.to_thread(
         brokers.urls, configuration, vhost
     )
     worker_urls = [second_url, brokers.cluster.url(vhost, [2, 0, 1])]
     if configuration == "one node":
         worker_urls = [gateway_url, gateway_url]
-    size = "1" if configuration.endswith("size 1") else "3"
-    env = {"JOBCAST_DATABASE_URL": database_url, "JOBCAST_STEP_SECONDS": "0"}
+    settings: dict[str, str] = {}
     if configuration != "one node":
-        env["JOBCAST_QUORUM_SIZE"] = size
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    processes: list[JobcastProcess] = []
-    reader: asyncpg.Connection | None = None
-    try:
-        gateway = JobcastProcess(
-            "gateway",
-            {**env, "JOBCAST_AMQP_URL": gateway_url, "JOBCAST_PORT": str(free_port())},
-            run_dir,
-            f"{label}-gw",
-        )
-        processes.append(gateway)
-        await asyncio.to_thread(gateway.start().wait_http, "/ready", 60)
-        for i, url in enumerate(worker_urls):
-            worker = JobcastProcess(
-                "worker", {**env, "JOBCAST_AMQP_URL": url}, run_dir, f"{label}-w{i}"
-            )
-            processes.append(worker)
-            await asyncio.to_thread(worker.start().wait_log, "worker consuming", 60)
-        reader = await asyncpg.connect(database_url)
-        await throughput(reader, submit_url, min(jobs, 50))  # warm-up
-        return await throughput(reader, submit_url, jobs)
-    finally:
-        if reader is not None:
-            await reader.close()
-        for process in reversed(processes):
-            process.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
-
-
-async def throughput(reader: asyncpg.Connection, url: str, jobs: int) -> float:
-    """Jobs/s from the first AMQP submission until `jobs` more are done in the ledger."""
-    client = AmqpSubmitter(url, SCHEDULE_QUEUE, rpc=True)
-    await client.open()
-    body = orjson.dumps(JOB)
-    done = "SELECT count(*) FROM jobcast_jobs WHERE state = 'done'"
-    try:
-        base = int(await reader.fetchval(done))
-        began = time.perf_counter()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(client.publish_all(body for _ in range(jobs)))
-            deadline = began + 120 + jobs / 20
-            while int(await reader.fetchval(done)) < base + jobs:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"{jobs} jobs not done in time")
-                await asyncio.sleep(0.02)
-        return jobs / (time.perf_counter() - began)
-    finally:
-        await client.close()
+        settings["quorum_size"] = "1" if configuration.endswith("size 1") else "3"
+    async with Deployment(run_dir, admin_url, label, **settings) as deployment:
+        await deployment.start_gateway(gateway_url)
+        for url in worker_urls:
+            await deployment.start_worker(url)
+        await deployment.throughput(submit_url, min(jobs, 50))  # warm-up
+        return await deployment.throughput(submit_url, jobs)
 
 
 async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:

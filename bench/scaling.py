@@ -10,29 +10,19 @@ Each configuration is a fresh vhost and a fresh PostgreSQL database, run back to
 process, so the ratios compare like with like on a noisy machine."""
 
 import argparse
-import asyncio
-import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-import orjson
 import uvloop
 
-from bench.clients import JOB, AmqpSubmitter
+from bench.deployment import ADMIN_URL, Deployment
 from harness.broker import Vhost, base_url
-from harness.processes import JobcastProcess, free_port
 
 BASE_URL = base_url("BENCH_AMQP_URL")
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-SCHEDULE_QUEUE = "jobcast.schedule"
 RESULTS = Path(__file__).parent / "results" / "scaling.md"
 
 
@@ -52,101 +42,25 @@ SIZES = {
 }
 
 
-class Deployment:
-    """Gateways and workers of one jobcast on a throwaway vhost and PostgreSQL database."""
-
-    def __init__(self, run_dir: Path, admin_url: str, label: str) -> None:
-        self.run_dir = run_dir
-        self.admin_url = admin_url
-        self.label = label
-        self.vhost = Vhost(BASE_URL, f"bench-scale-{label}")
-        self.database = f"jobcast_bench_{uuid.uuid4().hex[:10]}"
-        self.database_url = urlunsplit(urlsplit(admin_url)._replace(path="/" + self.database))
-        self.processes: list[JobcastProcess] = []
-        self._reader: asyncpg.Connection | None = None
-
-    def env(self, **settings: str) -> dict[str, str]:
-        return {
-            "JOBCAST_AMQP_URL": self.vhost.url,
-            "JOBCAST_DATABASE_URL": self.database_url,
-            "JOBCAST_STEP_SECONDS": "0",
-            **{f"JOBCAST_{key.upper()}": value for key, value in settings.items()},
-        }
-
-    async def start(self, gateways: int, workers: int, **worker_settings: str) -> None:
-        admin = await asyncpg.connect(self.admin_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            await admin.close()
-        for i in range(gateways):
-            gateway = JobcastProcess(
-                "gateway", self.env(port=str(free_port())), self.run_dir, f"{self.label}-gw{i}"
-            )
-            self.processes.append(gateway)
-            await asyncio.to_thread(gateway.start().wait_http, "/ready")
-        for i in range(workers):
-            worker = JobcastProcess(
-                "worker", self.env(**worker_settings), self.run_dir, f"{self.label}-w{i}"
-            )
-            self.processes.append(worker)
-            await asyncio.to_thread(worker.start().wait_log, "worker consuming")
-        self._reader = await asyncpg.connect(self.database_url)
-
-    async def done_count(self) -> int:
-        assert self._reader is not None
-        count = await self._reader.fetchval(
-            "SELECT count(*) FROM jobcast_jobs WHERE state = 'done'"
-        )
-        return int(count)
-
-    async def stop(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-        for process in reversed(self.processes):
-            process.stop()
-        self.vhost.delete()
-        admin = await asyncpg.connect(self.admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-async def throughput(deployment: Deployment, jobs: int) -> float:
-    """Jobs/s from the first AMQP submission until `jobs` more are done in the ledger."""
-    client = AmqpSubmitter(deployment.vhost.url, SCHEDULE_QUEUE, rpc=True)
-    await client.open()
-    body = orjson.dumps(JOB)
-    try:
-        base = await deployment.done_count()
-        began = time.perf_counter()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(client.publish_all(body for _ in range(jobs)))
-            deadline = began + 120 + jobs / 20
-            while await deployment.done_count() < base + jobs:
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"{deployment.label}: {jobs} jobs not done in time")
-                await asyncio.sleep(0.02)
-            rate = jobs / (time.perf_counter() - began)
-        return rate
-    finally:
-        await client.close()
-
-
 async def measure(
     run_dir: Path, admin_url: str, label: str, gateways: int, workers: int, jobs: int, **env: str
 ) -> float:
-    deployment = Deployment(run_dir, admin_url, label)
+    """W1's jobs/s on a fresh vhost and database with `gateways` and `workers` processes (the
+    workers with the extra `env` settings), after a warm-up."""
+    vhost = Vhost(BASE_URL, f"bench-scale-{label}")
     try:
-        await deployment.start(gateways, workers, **env)
-        await throughput(deployment, min(jobs, 50))  # warm-up
-        return await throughput(deployment, jobs)
+        async with Deployment(run_dir, admin_url, label) as deployment:
+            for _ in range(gateways):
+                await deployment.start_gateway(vhost.url)
+            for _ in range(workers):
+                await deployment.start_worker(vhost.url, **env)
+            await deployment.throughput(vhost.url, min(jobs, 50))  # warm-up
+            return await deployment.throughput(vhost.url, jobs)
     finally:
-        await deployment.stop()
+        vhost.delete()
 
 
-async def run(sizes: Sizes, admin_url: str, log: "Log") -> dict[str, list[float]]:
+async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
     run_dir = Path(tempfile.mkdtemp(prefix="jobcast-scaling-"))
     log(f"process logs in {run_dir}")
     figures: dict[str, list[float]] = {}
@@ -208,9 +122,8 @@ def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Log:
-    def __call__(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -220,7 +133,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = SIZES[args.size]
-    figures = uvloop.run(run(sizes, args.postgres, Log()))
+    figures = uvloop.run(run(sizes, args.postgres))
     table = render(sizes, figures)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
