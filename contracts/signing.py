@@ -33,11 +33,15 @@ class Signer:
 
     def verify(self, body: bytes, signature: object) -> bool:
         """True if `signature` (a header value, of any type) is the signature of `body`."""
-        if isinstance(signature, bytes):
-            signature = signature.decode("ascii", "replace")
-        if not isinstance(signature, str):
+        # NOTE: compared as bytes: hmac.compare_digest raises TypeError for a str with a
+        # non-ASCII character, and a header from the wire may hold any text (or bytes that are
+        # not UTF-8); that error took the recorder's whole batch back to the queue, again and
+        # again, with the one forged reply in it.
+        if isinstance(signature, str):
+            signature = signature.encode("utf-8", "surrogatepass")
+        if not isinstance(signature, bytes):
             return False
-        return hmac.compare_digest(self.sign(body), signature)
+        return hmac.compare_digest(self.sign(body).encode(), signature)
 
 
 def signed_job(body: bytes, signature: object, signer: Signer) -> Job:

@@ -316,3 +316,31 @@ async def test_a_recorder_that_cannot_make_progress_says_it_is_stalled(
 
 async def _stalled(recording: Recording) -> bool:
     return recording.recorder.stalled
+
+
+async def test_a_signature_header_that_is_not_ascii_fails_alone_not_its_batch(
+    ledger, connection, amqp_url
+):
+    # Found by review: hmac.compare_digest raised TypeError on a non-ASCII str, the whole batch
+    # went back to the queue, came back with the same message, and so on to the delivery limit.
+    (offset, _) = await ledger.create_job(REQUEST)
+    good = replies_of(offset)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(REPLIES_EXCHANGE.name)
+    forged = reply_body(offset, 0, ReplyKind.DONE, "forged")
+    for signature in ("\u00e9" * 64, bytearray(b"\xff" * 64)):
+        await exchange.publish(
+            aio_pika.Message(forged, headers={HEADER_SIGNATURE: signature}),
+            routing_key=reply_key(offset),
+        )
+    await channel.close()
+    await publish(connection, good)
+    recording = Recording(ledger, amqp_url)
+
+    await run_until_settled(recording, connection, expected=6)
+
+    assert [r.value for r in await ledger.replies(offset)] == ["v0", "v1", "v2", "v3"]
+    assert [why for _, why in recording.dead] == [
+        "unsigned reply: a wrong x-jobcast-signature (only workers write results)"
+    ] * 2
+    assert await left_in_queue(amqp_url, LEDGER_QUEUE.name) == 0

@@ -19,6 +19,14 @@ def test_a_body_verifies_only_with_its_own_signature_and_key():
         assert not Signer("k").verify(body, hostile)
 
 
+def test_a_signature_header_that_is_not_ascii_is_wrong_not_an_error():
+    # hmac.compare_digest raises TypeError for a str with non-ASCII characters; a header from
+    # the wire may be any text, or bytes that are not UTF-8 (decoded with U+FFFD before)
+    body = b'{"offset": 1}'
+    for hostile in ("\u00e9" * 64, "\u00e9", b"\xff" * 64, "\udc80", "\x00" * 64):
+        assert not Signer("k").verify(body, hostile)
+
+
 def test_the_configured_key_signs():
     settings = Settings(signing_key="s3cret", amqp_url="amqp://u:p@rabbit.example/")
     body = b"{}"
