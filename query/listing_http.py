@@ -2,12 +2,13 @@
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import JobState
@@ -22,6 +23,7 @@ from contracts.listing import (
 )
 from contracts.messages import MAX_OFFSET, NAME_LENGTH, TAG_LENGTH
 from contracts.principals import Principal, WhoAsks, anyone
+from contracts.text import PRINTABLE
 from query.listing import InvalidCursorError, Listing
 from query.sse import PING_SECONDS, SHUTDOWN_GRACE_SECONDS, _until
 
@@ -29,7 +31,9 @@ TAG_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
 
 StateQuery = Annotated[JobState | None, Query(description="Only jobs in this state (now).")]
 FnQuery = Annotated[
-    str | None, Query(min_length=1, max_length=NAME_LENGTH, description="Only this pipeline.")
+    str | None,
+    Query(min_length=1, max_length=NAME_LENGTH, description="Only this pipeline."),
+    PRINTABLE,  # as a name is on POST /schedule: a NUL broke PostgreSQL's query (a 500)
 ]
 TagQuery = Annotated[
     str | None,
@@ -40,6 +44,20 @@ TagQuery = Annotated[
         description="Only jobs with this tag.",
     ),
 ]
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """`moment` if the ledgers can compare it: one that is no time in UTC (0001-01-01 east of
+    Greenwich, 9999-12-31 west of it) raised OverflowError in both, a 500."""
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range once in UTC (0001-01-01 to 9999-12-31)") from None
+    return moment
+
+
+TimeQuery = AfterValidator(_in_utc)
 
 FEED_DOC = {
     200: {
@@ -88,9 +106,11 @@ def router(listing: Listing, who: WhoAsks = anyone) -> APIRouter:
         fn: FnQuery = None,
         tag: TagQuery = None,
         since: Annotated[
-            datetime | None, Query(description="Created at or after this time.")
+            datetime | None, Query(description="Created at or after this time."), TimeQuery
         ] = None,
-        until: Annotated[datetime | None, Query(description="Created before this time.")] = None,
+        until: Annotated[
+            datetime | None, Query(description="Created before this time."), TimeQuery
+        ] = None,
         limit: Annotated[
             int, Query(ge=1, le=MAX_PAGE, description="Jobs per page.")
         ] = DEFAULT_PAGE,

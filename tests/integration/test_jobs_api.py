@@ -171,6 +171,32 @@ async def test_filters_and_limits_outside_the_contract_are_422(edge):
     assert (await edge.get("/jobs", params={"limit": "500"})).status_code == 200
 
 
+async def test_filters_no_ledger_can_read_are_422_not_500(http):
+    # Found by review: a time that cannot be written in UTC (0001-01-01 east of Greenwich,
+    # 9999-12-31 west of it) raised OverflowError in both ledgers, and a NUL in `fn` broke
+    # PostgreSQL's query: 500 on GET /jobs, and a feed cut after its 200
+    await schedule(http)
+    for query in (
+        {"since": "0001-01-01T00:00:00+01:00"},
+        {"until": "9999-12-31T23:59:59-01:00"},
+        {"fn": "a\x00b"},
+        {"fn": "\x85"},
+    ):
+        answer = await http.get("/jobs", params=query)
+        assert answer.status_code == 422, (query, answer.text)
+        assert answer.json()["detail"][0]["loc"][:2] == ["query", next(iter(query))]
+        if "fn" in query:  # the feed filters on fn too (not on times)
+            async with http.stream("GET", "/jobs/stream", params=query) as answer:
+                assert answer.status_code == 422, query
+    for query in (
+        {"since": "0001-01-01T00:00:00Z"},
+        {"since": "0001-01-01T00:00:00-01:00"},
+        {"until": "9999-12-31T23:59:59+01:00"},
+        {"since": "2020-01-01T00:00:00+23:59"},
+    ):
+        assert (await http.get("/jobs", params=query)).status_code == 200, query
+
+
 async def test_stats_count_the_ledger_and_read_the_queues(http, amqp_url):
     for _ in range(3):
         await schedule(http)  # no worker here: the three wait in jobcast.jobs
