@@ -14,7 +14,7 @@ counted, or grow without bound.
 """
 
 from contracts.headers import BROKER_HISTORY, DELIVERY_COUNT, HEADER_CRASHES
-from messaging.connection import Headers, header_count
+from messaging.connection import Headers, header_count, writable_headers
 
 
 def crashes(headers: Headers | None, cap: int) -> int:
@@ -34,5 +34,5 @@ def handed_back(headers: Headers | None) -> bool:
 def hand_back_headers(headers: Headers | None, crashes_so_far: int) -> dict[str, object]:
     """The headers of a handed-back job's new message: the original's (its signature, its
     trace) without RabbitMQ's delivery history, plus the crashes counted so far."""
-    kept = {k: v for k, v in (headers or {}).items() if k not in BROKER_HISTORY}
+    kept = {k: v for k, v in writable_headers(headers).items() if k not in BROKER_HISTORY}
     return {**kept, HEADER_CRASHES: crashes_so_far}

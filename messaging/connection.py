@@ -4,11 +4,13 @@ another when it is lost), and what "the broker is gone" looks like."""
 import asyncio
 import itertools
 import logging
+import struct
 from collections.abc import Awaitable, Mapping
 
 import aio_pika
 import aio_pika.abc
 import aiormq
+import pamqp.encode
 from aio_pika.connection import make_url
 
 from contracts.errors import BrokerUnavailableError
@@ -130,3 +132,25 @@ def header_count(headers: Headers | None, name: str) -> int:
 def delivery_count(headers: Headers | None) -> int:
     """RabbitMQ's x-delivery-count of a message: 0 on the first delivery (or if malformed)."""
     return header_count(headers, DELIVERY_COUNT)
+
+
+def writable_headers(headers: Headers | None) -> dict[str, object]:
+    """`headers` as read, made fit to be published again: a copy of a message (to jobcast.dead,
+    a hand-back) carries the original's headers, and pamqp cannot write back every value it
+    reads (a long string that is not UTF-8 is read as bytes, a double is written as a 32-bit
+    float). Bytes go as a byte array, any other value that cannot be written as its repr."""
+    return {name: _writable(value) for name, value in (headers or {}).items()}
+
+
+def _writable(value: object) -> object:
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return writable_headers(value)
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    try:
+        pamqp.encode.encode_table_value(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, struct.error):
+        return repr(value)[:200]
+    return value

@@ -23,7 +23,7 @@ from contracts.headers import (
     HEADER_USER_ID,
 )
 from contracts.topology import DEAD_LETTER_BODY_LIMIT, DEAD_LETTER_EXCHANGE, Queue
-from messaging.connection import delivery_count
+from messaging.connection import delivery_count, writable_headers
 from messaging.publishing import publish_confirmed
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,9 @@ def dead_letter_copy(
     # NOTE: the sender's API key is a secret: jobcast.dead is read by operators and scripts.
     # AMQP header names are case-sensitive, so every spelling of it goes.
     headers: dict[str, Any] = {
-        name: value for name, value in (raw.headers or {}).items() if name.lower() != HEADER_KEY
+        name: value
+        for name, value in writable_headers(raw.headers).items()
+        if name.lower() != HEADER_KEY
     }
     # NOTE: the queue's count, not the copy's: a copy moved back to jobcast.jobs must not
     # carry it (the worker would take it for deliveries of its own and give up early).

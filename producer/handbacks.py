@@ -15,6 +15,7 @@ from contracts.errors import BrokerUnavailableError, RefusedMessageError
 from contracts.handbacks import checked_hand_back
 from contracts.signing import Signer
 from contracts.topology import HANDBACK_QUEUE
+from messaging.connection import writable_headers
 from messaging.consumer import (
     AroundConsume,
     Consumer,
@@ -55,7 +56,7 @@ class HandBackRelay(Consumer):
             await self.move_to_dead(message, exc.reason, exc.detail)
             return
         try:
-            await self._republish(message.body, headers)
+            await self._republish(message.body, writable_headers(headers))
         except BrokerUnavailableError as exc:
             # NOTE: kept, not lost: it goes back to its queue for the next try (the queue's
             # delivery limit dead-letters one that can never be put back).

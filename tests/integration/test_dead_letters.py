@@ -8,6 +8,7 @@ the newest messages within its bounds; an upgrade over an unbounded jobcast.dead
 import datetime
 import logging
 import shlex
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import aio_pika
 import httpx
+import pamqp.encode
 import pytest
 from fastapi import FastAPI
 
@@ -178,6 +180,58 @@ async def test_ten_mb_poison_on_every_queue_lands_truncated_and_says_so(serve, a
         lambda: serve.get(f"/jobs/{offset}"),
         until=lambda r: r.json()["state"] == "done",
         what="a job after the poison",
+    )
+
+
+class Raw(bytes):
+    """A header value sent as exactly these bytes (type tag first), as another client may."""
+
+
+DOUBLE = Raw(b"d" + struct.pack(">d", 1e300))
+"""A double no 32-bit float holds (pamqp reads it as a float and writes floats as 32-bit)."""
+NOT_UTF8 = Raw(b"S" + struct.pack(">I", 2) + b"\xff\xfe")
+"""A long string that is not UTF-8 (pamqp reads it as bytes, which it cannot write)."""
+
+
+async def test_header_values_jobcast_cannot_write_back_do_not_stop_a_dead_letter(
+    serve, amqp_url, monkeypatch
+):
+    # Found by review: the dead-letter copy carries the original's headers, and pamqp cannot
+    # write back every value it reads; the copy raised (OverflowError, TypeError), the message
+    # went back to its queue until the delivery limit, and in the recorder the whole batch did
+    original = pamqp.encode.encode_table_value
+    monkeypatch.setattr(
+        pamqp.encode,
+        "encode_table_value",
+        lambda value: bytes(value) if isinstance(value, Raw) else original(value),
+    )
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        replies = await channel.get_exchange(REPLIES_EXCHANGE.name)
+        for exchange, routing_key in (
+            (channel.default_exchange, JOBS_QUEUE.name),
+            (channel.default_exchange, SCHEDULE_QUEUE.name),
+            (replies, reply_key(1)),
+        ):
+            message = aio_pika.Message(
+                b"{}", headers={"double": DOUBLE, "text": NOT_UTF8, "tenant": "acme"}
+            )
+            await exchange.publish(message, routing_key=routing_key)
+
+    dead = await eventually(
+        lambda: take_dead(amqp_url),
+        until=lambda found: len(found) == 3,
+        timeout=60,
+        what="three messages in jobcast.dead",
+    )
+    for found in dead:
+        assert found.headers[HEADER_REASON], found.headers  # jobcast's copy, not RabbitMQ's
+        assert found.headers["tenant"] == "acme"
+    offset = (await serve.post("/schedule", json=JOB)).json()["offset"]
+    await eventually(
+        lambda: serve.get(f"/jobs/{offset}"),
+        until=lambda r: r.json()["state"] == "done",
+        what="a job after them",
     )
 
 

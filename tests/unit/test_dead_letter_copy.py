@@ -5,7 +5,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
+import pamqp.encode
 
+from consumer.deliveries import hand_back_headers
 from contracts.errors import DeadLetterReason
 from contracts.headers import (
     HEADER_DELIVERY_COUNT,
@@ -122,3 +124,23 @@ def test_the_senders_api_key_is_not_copied():
     assert copy.headers["x-trace"] == "kept"
     assert secret not in repr(copy.headers)
     assert secret not in repr(copy.properties)
+
+
+def test_header_values_pamqp_cannot_write_back_are_made_writable():
+    # what pamqp reads but cannot write: a long string not UTF-8 (read as bytes), a double
+    # past a 32-bit float (written as one); nested too. Before, the copy raised on publish.
+    read = {
+        "text": b"\xff\xfe",
+        "double": 1e300,
+        "nested": {"inner": [b"\xff", 2e300, "ok"]},
+        "tenant": "acme",
+        "count": 3,
+    }
+    copy = copy_of(delivered(b"{}", headers=read))
+    headers = copy.headers or {}
+    pamqp.encode.field_table(dict(headers))  # raises if any value cannot be written
+    assert headers["text"] == bytearray(b"\xff\xfe")
+    assert headers["double"] == "1e+300"
+    assert headers["nested"] == {"inner": [bytearray(b"\xff"), "2e+300", "ok"]}
+    assert (headers["tenant"], headers["count"]) == ("acme", 3)
+    pamqp.encode.field_table(hand_back_headers(read, 1))
