@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from faststream.exceptions import AckMessage
 from faststream.message import StreamMessage
 from faststream.rabbit import RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetError
 from contracts.errors import describe
 from contracts.messages import MAX_PENDING_CANCELS, ProgressRejected
-from contracts.topology import PROGRESS_QUEUE
+from contracts.topology import DIRECT_REPLY_TO, PROGRESS_QUEUE
 from messaging.consumer import AroundConsume, nothing_around
 from messaging.faststream import rabbit_queue
 from query.progress import progress
@@ -35,6 +36,15 @@ def query_router(results: Results, *, around: AroundConsume = nothing_around) ->
     )
     async def on_progress(msg: RabbitMessage) -> RabbitResponse:
         """Tell a worker where a redelivered job resumes."""
+        # NOTE: answered on direct reply-to only (workers ask that way, messaging/rpc.py): the
+        # answer goes through the default exchange, which the gateway's user may write and a
+        # worker's may not, so a reply_to naming a queue (jobcast.jobs) would have the gateway
+        # publish there for whoever asked. (Without reply_to nothing is published anyway.)
+        if msg.reply_to and not msg.reply_to.startswith(f"{DIRECT_REPLY_TO}."):
+            logger.warning(
+                "progress question dropped: reply_to %r is not direct reply-to", msg.reply_to[:80]
+            )
+            raise AckMessage()
         # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to
         # address and *also* returns it as NO_ROUTE (see producer/intake.py).
         with around(msg.raw_message):

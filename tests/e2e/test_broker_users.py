@@ -216,6 +216,34 @@ async def test_a_forged_hand_back_is_dead_lettered_and_never_becomes_a_job(
         assert await _depth(await connection.channel(), "jobcast.jobs") == 0
 
 
+async def test_a_progress_question_cannot_make_the_gateway_publish_into_a_queue(
+    spawn, jobcast_env, users, amqp_url
+):
+    # Found by review: the gateway answered a question on jobcast.resume at whatever reply_to
+    # it named, through the default exchange its user may write: a worker's user (refused
+    # the default exchange) had the gateway put a message on jobcast.jobs, or any queue
+    gateway = spawn("gateway", {**jobcast_env, "JOBCAST_AMQP_URL": users.url("jobcast-gateway")})
+    gateway.wait_http()
+    targets = ["jobcast.jobs", "jobcast.schedule", "jobcast.handed-back", "jobcast.ledger"]
+    worker = await aio_pika.connect(users.url("jobcast-worker"))
+    async with worker:
+        channel = await worker.channel(publisher_confirms=True)
+        resume = await channel.get_exchange(PROGRESS_EXCHANGE.name, ensure=False)
+        for queue in targets:
+            question = ProgressQuery(offset=0).model_dump_json().encode()
+            await resume.publish(aio_pika.Message(question, reply_to=queue), routing_key="")
+        # questions are answered in order: once this one is, the others were handled
+        answer = await request_reply(
+            worker, ProgressQuery(offset=0), exchange=PROGRESS_EXCHANGE, timeout=10
+        )
+    assert Progress.model_validate_json(answer).next_seq == 0
+    assert "dropped" in gateway.log()
+    assert "Traceback" not in gateway.log()
+    async with await aio_pika.connect(amqp_url) as connection:
+        assert await _depth(await connection.channel(), "jobcast.jobs") == 0
+    assert await _dead_letters(amqp_url) == []
+
+
 async def _dead_letters(amqp_url: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
     async with await aio_pika.connect(amqp_url) as connection:
         queue = await (await connection.channel()).get_queue("jobcast.dead", ensure=False)
