@@ -129,6 +129,8 @@ class ReadTokens:
         if len(token) > MAX_TOKEN_CHARS or not token.startswith(PREFIX):
             return None
         text, _, mac = token[len(PREFIX) :].partition(".")
+        if not text.isascii():  # NOTE: its mac is of its ASCII bytes; anything else raised
+            return None
         try:
             given = _unb64(mac)
         except ValueError:

@@ -146,6 +146,18 @@ async def test_an_expired_or_tampered_token_reads_nothing(gw: Gateway) -> None:
         assert (await gw.http.get(path, headers=bearer(changed))).status_code == 401
 
 
+async def test_a_token_with_a_payload_that_is_not_ascii_is_401_not_500(gw: Gateway) -> None:
+    # Found by review: the mac of a payload was computed on its ASCII bytes, which raised for
+    # any other character before a key was looked at: a 500 for anyone, without a key
+    job = await gw.schedule("alice")
+    for path in (f"/jobs/{job['offset']}", f"/messages/{job['offset']}/stream"):
+        latin1 = "Bearer jcr_\xe9.AAAA".encode("latin-1")  # as a header can carry it
+        answer = await gw.http.get(path, headers={"Authorization": latin1})
+        assert answer.status_code == 401, (path, answer.text)
+        answer = await gw.http.get(path, params={"token": "jcr_\u00e9.AAAA"})
+        assert answer.status_code == 401, (path, answer.text)
+
+
 async def test_post_tokens_mints_for_own_jobs_only(gw: Gateway) -> None:
     a1, a2 = (await gw.schedule("alice"))["offset"], (await gw.schedule("alice"))["offset"]
     bobs = (await gw.schedule("bob"))["offset"]
