@@ -12,7 +12,7 @@ from contracts.messages import MAX_RESULT_BYTES
 from contracts.topology import DELIVERY_LIMIT
 from contracts.urls import node_urls
 from jobcast.http.cors import ANY_ORIGIN, allowed_origins
-from ledger.retention import parse_duration
+from ledger.retention import MAX_DURATION, parse_duration
 from producer.rate_limit import RateLimit
 
 MAX_QUORUM_SIZE = 7
@@ -226,6 +226,19 @@ class Settings(BaseSettings):
     def _ttl(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
 
+    @field_validator("read_token_ttl")
+    @classmethod
+    def _ttl_bounds(cls, value: timedelta) -> timedelta:
+        # NOTE: a token's expiry is in whole seconds: under one, tokens were minted expired
+        if value < timedelta(seconds=1):
+            raise ValueError("a read token must live at least 1 second")
+        return _at_most_a_century(value)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention_bounds(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _at_most_a_century(value)
+
     @field_validator("retention", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -239,3 +252,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+
+def _at_most_a_century(value: timedelta) -> timedelta:
+    if value > MAX_DURATION:
+        raise ValueError(f"a duration must be at most {MAX_DURATION.days} days (a century)")
+    return value

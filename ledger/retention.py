@@ -24,6 +24,10 @@ PURGE_PAUSE_SECONDS = 0.05
 MAX_INTERVAL_SECONDS = 60.0
 """The longest wait between two purge rounds."""
 
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration a setting takes (a century): `now - retention` and a read token's
+expiry must stay dates; past a few thousand years they overflowed, long after the start."""
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -38,6 +42,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
     if seconds <= 0:
         raise ValueError("a retention must be longer than 0 seconds")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration must be at most {MAX_DURATION.days} days (a century)")
     return timedelta(seconds=seconds)
 
 

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from contracts import IdempotencyConflictError, JobRequest
 from contracts.batches import MAX_BATCH_JOBS, BatchRequest
+from jobcast.settings import Settings
 from ledger.batches import fill, repeats
 from ledger.retention import interval, parse_duration, runs
 
@@ -84,6 +85,26 @@ def test_a_retention_reads_as_a_duration(text, seconds):
 def test_a_retention_that_is_no_duration_is_refused(text):
     with pytest.raises(ValueError, match=r"duration|longer than 0"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["36501d", "100000000000", "999999999d", "9" * 30 + "w"])
+def test_a_duration_past_a_century_is_refused_at_start(text):
+    # Found by review: accepted, then the purger's `now - retention` overflowed and its task
+    # died unseen (no more purges), and a read token's expiry made every POST /schedule a 500
+    # after the job was scheduled; the longest raised OverflowError, not a ValueError
+    with pytest.raises(ValueError, match="at most 36500 days"):
+        parse_duration(text)
+    assert parse_duration("36500d") == timedelta(days=36500)
+
+
+def test_a_read_token_ttl_under_a_second_is_refused_at_start():
+    # tokens would be minted expired (their expiry is in whole seconds)
+    for ttl in ("0.5", "0.0001"):
+        with pytest.raises(ValidationError, match="at least 1 second"):
+            Settings(read_token_ttl=ttl)
+    assert Settings(read_token_ttl="1").read_token_ttl == timedelta(seconds=1)
+    with pytest.raises(ValidationError, match="at most 36500 days"):
+        Settings(read_token_ttl="999999999d")
 
 
 def test_purged_offsets_are_remembered_as_runs():
