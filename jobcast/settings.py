@@ -15,6 +15,9 @@ from jobcast.http.cors import ANY_ORIGIN, allowed_origins
 from ledger.retention import MAX_DURATION, parse_duration
 from producer.rate_limit import RateLimit
 
+MAX_PREFETCH = 65535
+"""AMQP's prefetch count is a 16-bit number: a larger one fails at the broker, at start."""
+
 MAX_QUORUM_SIZE = 7
 """RabbitMQ advises quorum groups of 3, 5 or 7 replicas: more only slows every write."""
 
@@ -81,7 +84,10 @@ class Settings(BaseSettings):
         description="Comma-separated modules whose Pipeline objects workers load.",
     )
     worker_concurrency: int = Field(
-        256, ge=1, description="Jobs one worker runs at once (its prefetch on jobcast.jobs)."
+        256,
+        ge=1,
+        le=MAX_PREFETCH,
+        description="Jobs one worker runs at once (its prefetch on jobcast.jobs).",
     )
     step_attempts: int = Field(3, ge=1, description="Tries per step before the job fails.")
     retry_initial_seconds: float = Field(0.5, ge=0, description="First retry backoff.")
@@ -104,7 +110,10 @@ class Settings(BaseSettings):
         f"delivery limit ({DELIVERY_LIMIT}).",
     )
     ledger_prefetch: int = Field(
-        256, ge=1, description="Replies the query handler takes at once (batch size bound)."
+        256,
+        ge=1,
+        le=MAX_PREFETCH,
+        description="Replies the query handler takes at once (batch size bound).",
     )
     max_body_bytes: int = Field(
         65536, ge=1, description="Largest HTTP request body; larger ones get 413."

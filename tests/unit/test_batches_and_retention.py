@@ -115,3 +115,12 @@ def test_purged_offsets_are_remembered_as_runs():
 def test_purge_rounds_come_at_most_a_minute_apart():
     assert interval(timedelta(days=7)) == 60
     assert interval(timedelta(seconds=2)) == 0.5
+
+
+def test_a_prefetch_amqp_cannot_carry_is_refused_at_start():
+    # Found by review: AMQP's prefetch count is 16 bits; a larger one passed the settings and
+    # the worker (or the gateway's recorder) died at start on "Short unsigned integer range"
+    for field in ("worker_concurrency", "ledger_prefetch"):
+        with pytest.raises(ValidationError, match="65535"):
+            Settings(**{field: 65536})
+        assert getattr(Settings(**{field: 65535}), field) == 65535
