@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import orjson
+import pydantic_core
 from pydantic import JsonValue
 
 from consumer.pipelines import Pipeline, StepContext
@@ -172,18 +173,32 @@ class UnpublishableResultError(Exception):
     """A step returned what no reply can carry: not JSON, or too large."""
 
 
+_ENVELOPE_DEPTH = 3
+"""How deep a result sits in what readers parse: GET /jobs/{offset} (`{"replies": [{"value":`)."""
+
+
 def _result_reply(job: Job, seq: int, value: JsonValue, max_bytes: int) -> Reply:
     """The reply carrying a step's result; UnpublishableResultError if it cannot be one."""
     try:
-        size = len(orjson.dumps(value))
+        encoded = orjson.dumps(value)
         reply = Reply(offset=job.offset, seq=seq, kind=ReplyKind.RESULT, value=value)
     except (TypeError, ValueError) as exc:  # orjson's JSONEncodeError, pydantic's ValidationError
         raise UnpublishableResultError(f"returned a value that is not JSON: {exc}") from None
-    if size > max_bytes:
+    if len(encoded) > max_bytes:
         raise UnpublishableResultError(
-            f"returned {size} bytes of JSON; a result may take at most {max_bytes}"
+            f"returned {len(encoded)} bytes of JSON; a result may take at most {max_bytes}"
             " (JOBCAST_MAX_RESULT_BYTES)"
         )
+    # NOTE: parsed as its readers parse it (pydantic's JSON, which nests at most 200 levels),
+    # inside its envelope: nested deeper, the recorder refused the reply as invalid and the
+    # job waited for that step's result for ever.
+    wrapped = b"[" * _ENVELOPE_DEPTH + encoded + b"]" * _ENVELOPE_DEPTH
+    try:
+        pydantic_core.from_json(wrapped)
+    except ValueError as exc:
+        raise UnpublishableResultError(
+            f"returned JSON nested deeper than a reply can carry: {exc}"
+        ) from None
     return reply
 
 

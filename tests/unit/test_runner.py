@@ -7,7 +7,16 @@ import pytest
 
 from consumer.pipelines import Pipeline, StepContext
 from consumer.runner import Outcome, RetryPolicy, backoff_seconds, run_job
-from contracts import Job, JobRequest, PermanentStepError, Progress, Reply, ReplyKind
+from contracts import (
+    Job,
+    JobRecord,
+    JobRequest,
+    JobState,
+    PermanentStepError,
+    Progress,
+    Reply,
+    ReplyKind,
+)
 from tests.support.waiting import eventually
 
 FAST = RetryPolicy(attempts=3, initial_seconds=0, max_seconds=0)
@@ -214,14 +223,44 @@ def test_backoff_doubles_up_to_the_cap_plus_jitter():
         assert base <= wait <= base + 0.5, (failed, wait)
 
 
+def nested(depth: int) -> object:
+    value: object = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+async def test_a_result_nested_as_deep_as_readers_parse_is_published_and_reads_back():
+    async def deep(ctx: StepContext) -> object:
+        return nested(190)
+
+    published = Published()
+    result = await run_job(job(), Pipeline("p", steps=[deep]), published)
+
+    assert result.outcome is Outcome.DONE
+    record = JobRecord(
+        offset=1,
+        state=JobState.DONE,
+        request=job().request,
+        replies=list(published),
+        created_at=published[0].produced_at,
+        updated_at=published[0].produced_at,
+    )
+    assert JobRecord.model_validate_json(record.model_dump_json()) == record
+
+
 @pytest.mark.parametrize(
     ("value", "why"),
     [
         ({1, 2}, "returned a value that is not JSON"),
         ("\ud800", "returned a value that is not JSON"),
         ("x" * 2_000_000, "bytes of JSON; a result may take at most"),
+        # Found by review: nested this deep it was published, the recorder's parser refused
+        # it (pydantic's JSON nests at most 200 levels) and the job waited for it for ever
+        (nested(200), "nested deeper than"),
+        (nested(250), "nested deeper than"),
     ],
-    ids=["a set", "a lone surrogate", "two megabytes"],
+    ids=["a set", "a lone surrogate", "two megabytes", "nested 200 deep", "nested 250 deep"],
 )
 async def test_a_result_no_reply_can_carry_fails_the_job_with_the_reason(value, why):
     async def first(ctx: StepContext) -> str:
