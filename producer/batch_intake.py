@@ -11,17 +11,15 @@ it was handed out; with item keys the retry cannot schedule a job twice).
 
 import logging
 
-from pydantic import ValidationError
-
 from contracts import BrokerUnavailableError, IdempotencyConflictError, ScheduleRejected
 from contracts.batches import MAX_BATCH_BYTES, BatchRequest
 from contracts.control import DelayError
-from contracts.errors import DeadLetterReason, describe
+from contracts.errors import DeadLetterReason
 from contracts.topology import BATCH_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.batches import BatchScheduler
-from producer.submitters import SubmissionRefusedError, Submitters, owner_of, refuse
+from producer.submitters import SubmissionRefusedError, Submitters, owner_of, parsed, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +53,7 @@ class BatchIntake(Consumer):
 
     async def _schedule(self, message: Message) -> None:
         owner = await owner_of(self._submitters, message.headers)
-        if len(message.body) > MAX_BATCH_BYTES:
-            why = f"too large: a batch of {len(message.body)} bytes, over {MAX_BATCH_BYTES}"
-            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
-        try:
-            batch = BatchRequest.model_validate_json(message.body)
-        except ValidationError as exc:
-            why = f"invalid batch: {describe(exc)}"
-            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
+        batch = parsed(message.body, BatchRequest, MAX_BATCH_BYTES, "batch")
         try:
             accepted = await while_ledger_down(self._batches.schedule, batch, owner=owner)
         except IdempotencyConflictError as exc:

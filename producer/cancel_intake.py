@@ -10,8 +10,6 @@ again is harmless).
 
 import logging
 
-from pydantic import ValidationError
-
 from contracts import BrokerUnavailableError, UnknownOffsetError
 from contracts.control import (
     CONTROL_MESSAGE_BYTES,
@@ -19,12 +17,17 @@ from contracts.control import (
     CancelRequest,
     JobFinishedError,
 )
-from contracts.errors import DeadLetterReason, describe
 from contracts.topology import CANCEL_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.cancelling import Canceller
-from producer.submitters import SubmissionRefusedError, Submitters, refuse, submitter
+from producer.submitters import (
+    SubmissionRefusedError,
+    Submitters,
+    parsed,
+    refuse,
+    submitter,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +57,9 @@ class CancelIntake(Consumer):
             await refuse(self, message, refused, CancelRejected)
 
     async def _cancel(self, message: Message) -> None:
-        if len(message.body) > CONTROL_MESSAGE_BYTES:
-            why = f"too large: a cancel request of {len(message.body)} bytes"
-            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
-        try:
-            request = CancelRequest.model_validate_json(message.body)
-        except ValidationError as exc:
-            why = f"invalid cancel request: {describe(exc)}"
-            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
+        request = parsed(
+            message.body, CancelRequest, CONTROL_MESSAGE_BYTES, "cancel request", say_limit=False
+        )
         if not await self._may_cancel(message, request.offset):
             return
         try:

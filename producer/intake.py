@@ -19,14 +19,14 @@ from contracts import (
     ScheduleRejected,
 )
 from contracts.control import DelayError
-from contracts.errors import DeadLetterReason, describe
+from contracts.errors import DeadLetterReason
 from contracts.messages import MAX_REQUEST_BYTES
 from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.scheduler import Scheduler
-from producer.submitters import SubmissionRefusedError, Submitters, owner_of, refuse
+from producer.submitters import SubmissionRefusedError, Submitters, owner_of, parsed, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,7 @@ class Intake(Consumer):
 
     async def _schedule(self, message: Message) -> None:
         owner = await owner_of(self._submitters, message.headers)
-        if len(message.body) > MAX_REQUEST_BYTES:
-            why = f"too large: a job request of {len(message.body)} bytes, over {MAX_REQUEST_BYTES}"
-            raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
-        try:
-            request = JobRequest.model_validate_json(message.body)
-        except ValidationError as exc:
-            why = f"invalid job request: {describe(exc)}"
-            raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
+        request = parsed(message.body, JobRequest, MAX_REQUEST_BYTES, "job request")
         try:
             key = _IDEMPOTENCY_KEY.validate_python(message.message_id)
         except ValidationError as exc:

@@ -5,15 +5,18 @@ A header anyone who may publish can set: it is checked like a bearer token (by i
 ledger), and a submission without a valid one is refused, dead-lettered (without the key,
 messaging/dead_letters.py) and answered `unauthorized`. The key is never logged.
 
-Every AMQP intake (schedule, batch, cancel) asks `submitter` who sent a message and refuses what
-it can never handle the one way, `refuse`: to jobcast.dead with the reason, and the sender hears
-why.
+Every AMQP intake (schedule, batch, cancel) reads a message the one way, `parsed`, asks
+`submitter` who sent it, and refuses what it can never handle the one way, `refuse`: to
+jobcast.dead with the reason, and the sender hears why.
 """
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from contracts.control import CancelRejected
-from contracts.errors import DeadLetterReason
+from contracts.errors import DeadLetterReason, describe
 from contracts.headers import HEADER_KEY
 from contracts.messages import ScheduleRejected
 from contracts.principals import KEY_PREFIX, KeyRecord, Principal, digest, owns
@@ -28,6 +31,8 @@ OwnerLookup = Callable[[int], Awaitable[str | None]]
 
 MAX_KEY_CHARS = 200
 """Longer than any API key jobcast makes; a longer header is refused unread."""
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SubmissionRefusedError(Exception):
@@ -95,6 +100,21 @@ async def owner_of(
     SubmitterRefusedError without a valid key."""
     found = await submitter(submitters, headers)
     return found.name if found is not None else None
+
+
+def parsed(body: bytes, model: type[M], limit: int, what: str, *, say_limit: bool = True) -> M:
+    """`body` as a `model` (`what` the sender meant to send, for the refusal); a
+    SubmissionRefusedError if it is over `limit` bytes (refused unread) or not that model."""
+    if len(body) > limit:
+        # NOTE: a cancel's refusal never named its limit; say_limit=False keeps it so.
+        over = f", over {limit}" if say_limit else ""
+        why = f"too large: a {what} of {len(body)} bytes{over}"
+        raise SubmissionRefusedError(DeadLetterReason.TOO_LARGE, why)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        why = f"invalid {what}: {describe(exc)}"
+        raise SubmissionRefusedError(DeadLetterReason.INVALID_REQUEST, why) from None
 
 
 async def refuse(

@@ -4,16 +4,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.control import CancelRejected
+from contracts.batches import MAX_BATCH_BYTES, BatchRequest
+from contracts.control import CONTROL_MESSAGE_BYTES, CancelRejected, CancelRequest
 from contracts.errors import DeadLetterReason, LedgerUnavailableError
 from contracts.headers import HEADER_KEY
-from contracts.messages import ScheduleRejected
+from contracts.messages import MAX_REQUEST_BYTES, JobRequest, ScheduleRejected
 from contracts.principals import KeyRecord, Principal, digest
 from producer.submitters import (
     SubmissionRefusedError,
     SubmitterRefusedError,
     Submitters,
     owner_of,
+    parsed,
     refuse,
     submitter,
 )
@@ -126,3 +128,28 @@ async def test_a_refused_submission_is_dead_lettered_then_answered_why(rejected)
         ("dead", DeadLetterReason.TOO_LARGE, "too large: 9 bytes"),
         ("answer", rejected(error="invalid_request", detail="too large: 9 bytes")),
     ]
+
+
+# NOTE: the words each intake has always sent (README, jobcast.dead readers); a cancel's never
+# named its limit.
+@pytest.mark.parametrize(
+    ("model", "limit", "what", "say_limit", "too_large"),
+    [
+        (JobRequest, MAX_REQUEST_BYTES, "job request", True, ", over 65536"),
+        (BatchRequest, MAX_BATCH_BYTES, "batch", True, f", over {8 * 1024 * 1024}"),
+        (CancelRequest, CONTROL_MESSAGE_BYTES, "cancel request", False, ""),
+    ],
+)
+def test_an_intake_refuses_an_oversized_or_malformed_body_in_its_own_words(
+    model, limit, what, say_limit, too_large
+) -> None:
+    with pytest.raises(SubmissionRefusedError) as big:
+        parsed(b" " * (limit + 1), model, limit, what, say_limit=say_limit)
+    assert (big.value.reason, big.value.error) == (DeadLetterReason.TOO_LARGE, "invalid_request")
+    assert big.value.detail == f"too large: a {what} of {limit + 1} bytes{too_large}"
+    with pytest.raises(SubmissionRefusedError) as bad:
+        parsed(b"[]", model, limit, what, say_limit=say_limit)
+    assert bad.value.reason == DeadLetterReason.INVALID_REQUEST
+    assert bad.value.detail.startswith(f"invalid {what}: body: ")
+    ok = parsed(b'{"offset": 7}', CancelRequest, CONTROL_MESSAGE_BYTES, "cancel request")
+    assert ok == CancelRequest(offset=7)
