@@ -13,19 +13,15 @@ spreads them. All the nodes share the machine's two cores, so the cluster rows p
 brokers' CPU where a real cluster would spread it over three machines.
 """
 
-import argparse
 import asyncio
 import shutil
 import statistics
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
-
-from bench.deployment import ADMIN_URL, Deployment
+from bench.deployment import Deployment, Figures, log, scale_out_main
 from harness.rabbit_cluster import CONF, ERL_ARGS, RabbitCluster
 from harness.rabbit_node import RabbitNode
 
@@ -101,11 +97,11 @@ async def measure(
         return await deployment.throughput(submit_url, jobs)
 
 
-async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
+async def run(sizes: Sizes, admin_url: str) -> Figures:
     run_dir = Path(tempfile.mkdtemp(prefix="jobcast-bench-cluster-"))
     log(f"nodes and process logs in {run_dir}")
     brokers = Brokers(run_dir)
-    figures: dict[str, list[float]] = {}
+    figures: Figures = {}
     keep = False
     try:
         await asyncio.to_thread(brokers.start)
@@ -124,7 +120,7 @@ async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
     return figures
 
 
-def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
+def render(sizes: Sizes, figures: Figures) -> str:
     med = {name: statistics.median(values) for name, values in figures.items()}
     one = med["one node"]
     lines = [
@@ -141,22 +137,8 @@ def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may create databases")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    sizes = SIZES[args.size]
-    figures = uvloop.run(run(sizes, args.postgres))
-    table = render(sizes, figures)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
+    scale_out_main("python -m bench.cluster", __doc__, SIZES, run, render, RESULTS)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
 """A jobcast deployment on a PostgreSQL ledger for the scale-out benches (bench.scaling,
 bench.cluster): a throwaway database, gateways and workers as real processes, and W1's
-throughput measured from the ledger."""
+throughput measured from the ledger; and the command line both share."""
 
+import argparse
 import asyncio
 import os
+import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+import uvloop
 
 from bench.clients import JOB, AmqpSubmitter
 from contracts.topology import SCHEDULE_QUEUE
@@ -20,6 +25,11 @@ ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.
 """A PostgreSQL URL allowed to create databases (`--postgres` overrides it)."""
 
 DONE = "SELECT count(*) FROM jobcast_jobs WHERE state = 'done'"
+
+Figures = dict[str, list[float]]
+"""Jobs/s of each configuration, one figure per repetition."""
+
+S = TypeVar("S")
 
 
 class Deployment:
@@ -106,3 +116,31 @@ class Deployment:
             await admin.execute(statement)
         finally:
             await admin.close()
+
+
+def scale_out_main(
+    prog: str,
+    description: str | None,
+    sizes: Mapping[str, S],
+    run: Callable[[S, str], Coroutine[Any, Any, Figures]],
+    render: Callable[[S, Figures], str],
+    results: Path,
+) -> None:
+    """A scale-out bench's command line (`--size`, `--postgres`, `--out`): `run` it at that
+    size, print the table `render` makes of its figures and write it to `--out`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--size", choices=sorted(sizes), default="full")
+    parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may create databases")
+    parser.add_argument("--out", type=Path, default=results)
+    args = parser.parse_args()
+    chosen = sizes[args.size]
+    figures = uvloop.run(run(chosen, args.postgres))
+    table = render(chosen, figures)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table)
+
+
+def log(text: str) -> None:
+    """Progress on stderr, so that stdout is the table alone."""
+    print(text, file=sys.stderr, flush=True)

@@ -9,17 +9,13 @@
 Each configuration is a fresh vhost and a fresh PostgreSQL database, run back to back in one
 process, so the ratios compare like with like on a noisy machine."""
 
-import argparse
 import shutil
 import statistics
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
-
-from bench.deployment import ADMIN_URL, Deployment
+from bench.deployment import Deployment, Figures, log, scale_out_main
 from harness.broker import Vhost, base_url
 
 BASE_URL = base_url("BENCH_AMQP_URL")
@@ -60,10 +56,10 @@ async def measure(
         vhost.delete()
 
 
-async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
+async def run(sizes: Sizes, admin_url: str) -> Figures:
     run_dir = Path(tempfile.mkdtemp(prefix="jobcast-scaling-"))
     log(f"process logs in {run_dir}")
-    figures: dict[str, list[float]] = {}
+    figures: Figures = {}
     keep = False
     try:
         for rep in range(sizes.repetitions):
@@ -95,7 +91,7 @@ async def run(sizes: Sizes, admin_url: str) -> dict[str, list[float]]:
     return figures
 
 
-def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
+def render(sizes: Sizes, figures: Figures) -> str:
     med = {name: statistics.median(values) for name, values in figures.items()}
     one = med["w3 1 workers"]
     lines = [
@@ -122,22 +118,8 @@ def render(sizes: Sizes, figures: dict[str, list[float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__)
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
-    parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may create databases")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    sizes = SIZES[args.size]
-    figures = uvloop.run(run(sizes, args.postgres))
-    table = render(sizes, figures)
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
+    scale_out_main("python -m bench.scaling", __doc__, SIZES, run, render, RESULTS)
 
 
 if __name__ == "__main__":
