@@ -40,6 +40,7 @@ from ledger import Ledger, open_ledger
 from ledger.notifications import ReplyListener
 from ledger.postgres import PostgresLedger
 from ledger.retention import Purger
+from messaging.answers import Answers
 from messaging.dead_letters import dead_letters_via
 from messaging.publishing import ConfirmedChannel
 from messaging.queue_figures import QueueCounter
@@ -103,8 +104,10 @@ class Gateway:
         self.listener = reply_listener(ledger, results)
         self.queues = QueueCounter()
         self.listing = Listing(ledger, results.hub, self.queues.figures)
+        self.answers = answers = Answers()
         self.broker = broker = create_broker(
-            settings, [query_router(results, around=hooks.consuming(PROGRESS_QUEUE))]
+            settings,
+            [query_router(results, answers, around=hooks.consuming(PROGRESS_QUEUE))],
         )
         self.jobs = JobPublisher(ConfirmedChannel(around=hooks.publishing), settings, signing)
         self.scheduler = Scheduler(ledger, hooks.scheduled(self.jobs))
@@ -126,18 +129,21 @@ class Gateway:
             hooks.dead_letters(CANCEL_QUEUE, dead_letters_via(broker, CANCEL_QUEUE)),
             around=hooks.consuming(CANCEL_QUEUE),
             submitters=self.submitters,
+            answers=answers,
         )
         self.batch_intake = BatchIntake(
             self.batches,
             hooks.dead_letters(BATCH_QUEUE, dead_letters_via(broker, BATCH_QUEUE)),
             around=hooks.consuming(BATCH_QUEUE),
             submitters=self.submitters,
+            answers=answers,
         )
         self.intake = Intake(
             self.scheduler,
             hooks.dead_letters(SCHEDULE_QUEUE, dead_letters_via(broker, SCHEDULE_QUEUE)),
             around=hooks.consuming(SCHEDULE_QUEUE),
             submitters=self.submitters,
+            answers=answers,
         )
         self.recorder = ReplyRecorder(
             hooks.store_timed(ledger.store_replies),
@@ -188,6 +194,12 @@ class Gateway:
             # while the broker drains it on shutdown are still stored and acked.
             recording = await connect(self.settings)
             stack.push_async_callback(recording.close)
+            # NOTE: and one for answers, whose address the sender chose: RabbitMQ closes a
+            # connection that publishes to some of them (messaging/answers.py).
+            answering = await connect(self.settings)
+            stack.push_async_callback(answering.close)
+            stack.push_async_callback(self.answers.close)
+            await self.answers.start(answering)
             stack.push_async_callback(self.recorder.stop, self._grace)
             stack.push_async_callback(self.broker.stop)
             stack.push_async_callback(self._stop_consuming)

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from contracts.errors import DeadLetterReason
 from contracts.topology import Queue
 from messaging.acks import Acks
-from messaging.connection import BROKER_FAILURES, goodbye
+from messaging.answers import Answers
+from messaging.connection import goodbye
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,14 @@ class Consumer:
         *,
         prefetch: int,
         around: AroundConsume = nothing_around,
+        answers: Answers | None = None,
     ) -> None:
         self.queue = queue
         self._dead_letter = dead_letter
         self._prefetch = prefetch
         self.around = around
+        self.answers = answers or Answers()
+        """Where `answer` publishes (a connection of its own: messaging/answers.py)."""
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._consuming: aio_pika.abc.AbstractQueue | None = None
@@ -98,25 +102,9 @@ class Consumer:
         await self.acks.ack(message)
 
     async def answer(self, message: Message, body: BaseModel) -> None:
-        """Answer an RPC request (one with reply_to) on this consumer's channel; a request
-        without reply_to gets nothing."""
-        if not message.reply_to or self._channel is None:
-            return
-        # NOTE: RabbitMQ (3.10 here) delivers a mandatory publish to a direct reply-to address
-        # (amq.rabbitmq.reply-to.*) and *also* returns it as NO_ROUTE, so answers go without
-        # mandatory. An answer is a courtesy (what it answers is settled already): one to a
-        # vanished caller may simply be dropped.
-        answer = aio_pika.Message(
-            body.model_dump_json().encode(),
-            content_type="application/json",
-            correlation_id=message.correlation_id,
-        )
-        try:
-            await self._channel.default_exchange.publish(
-                answer, routing_key=message.reply_to, mandatory=False
-            )
-        except BROKER_FAILURES:
-            logger.info("could not answer %s: the broker connection is gone", message.reply_to)
+        """Answer an RPC request (one with reply_to) through `answers`; a request without
+        reply_to gets nothing."""
+        await self.answers.send(message.reply_to, message.correlation_id, body)
 
     async def on_message(self, message: Message) -> None:
         """How a delivery is taken: here, in a task of its own (aio-pika's) running `handle`;

@@ -17,6 +17,7 @@ from contracts.control import DelayError
 from contracts.errors import DeadLetterReason
 from contracts.topology import BATCH_QUEUE
 from ledger.outages import while_ledger_down
+from messaging.answers import Answers
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.batches import BatchScheduler
 from producer.submitters import SubmissionRefusedError, Submitters, owner_of, parsed, refuse
@@ -38,8 +39,11 @@ class BatchIntake(Consumer):
         prefetch: int = BATCH_PREFETCH,
         around: AroundConsume = nothing_around,
         submitters: Submitters | None = None,
+        answers: Answers | None = None,
     ) -> None:
-        super().__init__(BATCH_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        super().__init__(
+            BATCH_QUEUE, dead_letter, prefetch=prefetch, around=around, answers=answers
+        )
         self._batches = batches
         self._submitters = submitters
         """With JOBCAST_AUTH=on: who sent a batch (x-jobcast-key); None: auth off."""

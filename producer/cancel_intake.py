@@ -19,6 +19,7 @@ from contracts.control import (
 )
 from contracts.topology import CANCEL_QUEUE
 from ledger.outages import while_ledger_down
+from messaging.answers import Answers
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.cancelling import Canceller
 from producer.submitters import (
@@ -43,8 +44,11 @@ class CancelIntake(Consumer):
         prefetch: int = 16,
         around: AroundConsume = nothing_around,
         submitters: Submitters | None = None,
+        answers: Answers | None = None,
     ) -> None:
-        super().__init__(CANCEL_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        super().__init__(
+            CANCEL_QUEUE, dead_letter, prefetch=prefetch, around=around, answers=answers
+        )
         self._canceller = canceller
         self._submitters = submitters
         """With JOBCAST_AUTH=on: who sent a cancel (x-jobcast-key); None: auth off."""

@@ -24,6 +24,7 @@ from contracts.messages import MAX_REQUEST_BYTES
 from contracts.text import IdempotencyKey
 from contracts.topology import SCHEDULE_QUEUE
 from ledger.outages import while_ledger_down
+from messaging.answers import Answers
 from messaging.consumer import AroundConsume, Consumer, DeadLetter, Message, nothing_around
 from producer.scheduler import Scheduler
 from producer.submitters import SubmissionRefusedError, Submitters, owner_of, parsed, refuse
@@ -48,8 +49,11 @@ class Intake(Consumer):
         prefetch: int = INTAKE_PREFETCH,
         around: AroundConsume = nothing_around,
         submitters: Submitters | None = None,
+        answers: Answers | None = None,
     ) -> None:
-        super().__init__(SCHEDULE_QUEUE, dead_letter, prefetch=prefetch, around=around)
+        super().__init__(
+            SCHEDULE_QUEUE, dead_letter, prefetch=prefetch, around=around, answers=answers
+        )
         self._scheduler = scheduler
         self._submitters = submitters
         """With JOBCAST_AUTH=on: who sent a submission (x-jobcast-key); None: auth off."""

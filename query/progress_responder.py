@@ -3,9 +3,8 @@
 import logging
 from typing import Any
 
-from faststream.exceptions import AckMessage
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitResponse, RabbitRouter
+from faststream.rabbit import RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, ValidationError
 
@@ -13,6 +12,7 @@ from contracts import Progress, ProgressQuery, UnavailableError, UnknownOffsetEr
 from contracts.errors import describe
 from contracts.messages import MAX_PENDING_CANCELS, ProgressRejected
 from contracts.topology import DIRECT_REPLY_TO, PROGRESS_QUEUE
+from messaging.answers import Answers
 from messaging.consumer import AroundConsume, nothing_around
 from messaging.faststream import rabbit_queue
 from query.progress import progress
@@ -24,17 +24,23 @@ MAX_QUESTION_BYTES = 1024
 """A progress question is `{"offset": n}`; anything much larger is not one."""
 
 
-def query_router(results: Results, *, around: AroundConsume = nothing_around) -> RabbitRouter:
+def query_router(
+    results: Results, answers: Answers, *, around: AroundConsume = nothing_around
+) -> RabbitRouter:
     """A router that answers workers' resume questions (replies are stored by ReplyRecorder);
-    each question handled inside `around`, as the aio-pika consumers handle theirs."""
+    each question handled inside `around`, as the aio-pika consumers handle theirs. Answers go
+    through `answers`, a connection of their own (messaging/answers.py), not FastStream's."""
     router = RabbitRouter()
 
     # NOTE: the body is parsed here, not by FastStream (its decoder stays out: `_undecoded`):
     # a question FastStream cannot parse is rejected with a traceback and never answered.
     @router.subscriber(
-        rabbit_queue(PROGRESS_QUEUE), title="jobcast.progress:on_progress", decoder=_undecoded
+        rabbit_queue(PROGRESS_QUEUE),
+        title="jobcast.progress:on_progress",
+        decoder=_undecoded,
+        no_reply=True,
     )
-    async def on_progress(msg: RabbitMessage) -> RabbitResponse:
+    async def on_progress(msg: RabbitMessage) -> None:
         """Tell a worker where a redelivered job resumes."""
         # NOTE: answered on direct reply-to only (workers ask that way, messaging/rpc.py): the
         # answer goes through the default exchange, which the gateway's user may write and a
@@ -44,12 +50,10 @@ def query_router(results: Results, *, around: AroundConsume = nothing_around) ->
             logger.warning(
                 "progress question dropped: reply_to %r is not direct reply-to", msg.reply_to[:80]
             )
-            raise AckMessage()
-        # NOTE: not mandatory: RabbitMQ 3.10 delivers a mandatory publish to a direct reply-to
-        # address and *also* returns it as NO_ROUTE (see producer/intake.py).
+            return
         with around(msg.raw_message):
             answer = await _answer(results, msg.body)
-        return RabbitResponse(answer, mandatory=False)
+        await answers.send(msg.reply_to, msg.correlation_id, answer)
 
     return router
 

@@ -108,17 +108,30 @@ async def test_the_progress_responder_faststream_carries_is_counted_by_the_same_
     from query.results import Results
     from query.wakeups import ReplyHub
 
+    class Answers:  # what the progress responder answers, and to whom
+        def __init__(self) -> None:
+            self.sent: list[tuple[str | None, object]] = []
+
+        async def send(self, reply_to: str | None, correlation_id: str | None, body) -> None:
+            self.sent.append((reply_to, body))
+
     metrics = Metrics()
     ledger = open_ledger(f"sqlite:///{tmp_path / 'l.db'}")
     around = Hooks(metrics, NoTracing()).consuming(PROGRESS_QUEUE)
-    broker = create_broker(Settings(), [query_router(Results(ledger, ReplyHub()), around=around)])
+    answers = Answers()
+    router = query_router(Results(ledger, ReplyHub()), answers, around=around)  # type: ignore[arg-type]
+    broker = create_broker(Settings(), [router])
     await ledger.open()
     try:
         async with TestRabbitBroker(broker) as testing:
-            answer = await testing.request(ProgressQuery(offset=7), queue=PROGRESS_QUEUE.name)
+            await testing.publish(
+                ProgressQuery(offset=7),
+                queue=PROGRESS_QUEUE.name,
+                reply_to="amq.rabbitmq.reply-to.test",
+            )
     finally:
         await ledger.close()
-    assert Progress.model_validate_json(answer.body) == Progress(offset=7, next_seq=0)
+    assert answers.sent == [("amq.rabbitmq.reply-to.test", Progress(offset=7, next_seq=0))]
     body = metrics.render()[0].decode()
     assert 'jobcast_messages_received_total{queue="jobcast.progress"} 1.0' in body
     assert (
