@@ -124,7 +124,7 @@ def header_count(headers: Headers | None, name: str) -> int:
         return 0
     # NOTE: `type(...) is int`, not isinstance: True is an int to Python, not a count to us.
     if type(value) is not int or value < 0:
-        logger.warning("ignoring %s=%r: not a count", name, value)
+        logger.warning("ignoring %s=%.80r: not a count", name, value)  # the sender chose it
         return 0
     return value
 

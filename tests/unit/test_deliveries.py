@@ -96,3 +96,13 @@ def test_a_huge_count_stops_at_the_cap():
 def test_log_fields_survive_a_hostile_delivery_count(hostile):
     job = orjson.dumps({"offset": 4, "request": {"fn": "default_fn"}})
     assert fields_of("jobcast.jobs", job, {"x-delivery-count": hostile})["delivery"] == 0
+
+
+def test_a_huge_hostile_count_is_logged_cut_short(caplog):
+    # Found by review: the warning repeated the whole value, a header of any size the sender
+    # chose, once per delivery
+    with caplog.at_level("WARNING"):
+        assert crashes({HEADER_CRASHES: "x" * 1_000_000}, CAP) == 0
+    [record] = caplog.records
+    assert len(record.getMessage()) < 200
+    assert "x-jobcast-crashes" in record.getMessage()
