@@ -24,6 +24,8 @@ class Principal:
     offsets: frozenset[int] | None = None
     batch: str | None = None
     read_only: bool = False
+    expires: int | None = None
+    """A read token's expiry (seconds since the epoch); None for an API key."""
 
 
 ANYONE = Principal(name=None, admin=True)
@@ -69,6 +71,16 @@ def visible(principal: Principal, offset: int, owner: str | None) -> bool:
 WhoAsks = Callable[..., Awaitable[Principal]]
 """A FastAPI dependency answering the Principal of the request (jobcast/http/auth.py); routers
 take one from the composition root, so producer and query never import the HTTP edge."""
+
+
+StillAllowed = Callable[[Principal], Awaitable[bool]]
+"""Whether a Principal resolved when a stream began may still read: its key is not revoked,
+its read token has not expired (jobcast/http/auth.py); an open stream asks it now and then."""
+
+
+async def always(_: Principal) -> bool:
+    """The StillAllowed with JOBCAST_AUTH=off (and a router's default)."""
+    return True
 
 
 async def anyone() -> Principal:

@@ -276,7 +276,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     )
     # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
     app.include_router(
-        listing_http.router(gateway.listing, who), dependencies=keyed, responses=AUTH_ERRORS
+        listing_http.router(gateway.listing, who, who.still_allowed),
+        dependencies=keyed,
+        responses=AUTH_ERRORS,
     )
     app.include_router(
         batch_router(gateway.batches, who, gateway.admission),
@@ -296,7 +298,9 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
         retention_router(gateway.ledger, who), dependencies=keyed, responses=AUTH_ERRORS
     )
     app.include_router(
-        query_sse.router(gateway.results, who), dependencies=keyed, responses=AUTH_ERRORS
+        query_sse.router(gateway.results, who, who.still_allowed),
+        dependencies=keyed,
+        responses=AUTH_ERRORS,
     )
     app.include_router(asyncapi.router)
     app.include_router(webclient.router())

@@ -1,7 +1,7 @@
 """GET /jobs (the list), GET /jobs/stream (the feed of many jobs) and GET /stats."""
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -22,10 +22,10 @@ from contracts.listing import (
     Stats,
 )
 from contracts.messages import MAX_OFFSET, NAME_LENGTH, TAG_LENGTH
-from contracts.principals import Principal, WhoAsks, anyone
+from contracts.principals import Principal, StillAllowed, WhoAsks, always, anyone
 from contracts.text import PRINTABLE
 from query.listing import InvalidCursorError, Listing
-from query.sse import PING_SECONDS, SHUTDOWN_GRACE_SECONDS, _until
+from query.sse import PING_SECONDS, SHUTDOWN_GRACE_SECONDS, _until, while_allowed
 
 TAG_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
 
@@ -94,9 +94,10 @@ STATS_ERRORS = {
 }
 
 
-def router(listing: Listing, who: WhoAsks = anyone) -> APIRouter:
+def router(listing: Listing, who: WhoAsks = anyone, allowed: StillAllowed = always) -> APIRouter:
     """GET /jobs, GET /jobs/stream and GET /stats, answered by `listing`; the list and the
-    feed show only the caller's (`who`) own jobs, unless it is an admin."""
+    feed show only the caller's (`who`) own jobs, unless it is an admin, and the feed goes on
+    only while the caller may read (`allowed`: its key not revoked)."""
     routes = APIRouter(tags=["jobs list"])
 
     @routes.get("/jobs", response_model=JobPage, responses=LIST_ERRORS)  # type: ignore[arg-type]
@@ -166,8 +167,9 @@ def router(listing: Listing, who: WhoAsks = anyone) -> APIRouter:
         # NOTE: read before streaming, so a ledger that is down is a plain 503
         position = await listing.end() if start is None else start
         shutdown = anyio.Event()
+        events = _events(listing, found, position, shutdown)
         return EventSourceResponse(
-            _events(listing, found, position, shutdown),
+            while_allowed(events, allowed, principal, shutdown),
             ping=PING_SECONDS,
             shutdown_event=shutdown,
             shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
@@ -195,7 +197,7 @@ def only(principal: Principal) -> str | None:
 
 async def _events(
     listing: Listing, found: JobFilter, after: int, shutdown: anyio.Event
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     # NOTE: an id-only frame first: a browser's EventSource (and follow_many) keeps it as the
     # last event id, so a stream that drops before any reply still resumes where it began.
     yield ServerSentEvent(id=str(after), comment="position")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts import Reply, ReplyKind
-from contracts.principals import Principal, WhoAsks, anyone
+from contracts.principals import Principal, StillAllowed, WhoAsks, always, anyone
 from ledger.keys import ensure_visible
 from query.http import ERRORS, MAX_SEQ, Offset
 from query.results import Results, with_progress
@@ -22,6 +22,10 @@ T = TypeVar("T")
 
 SHUTDOWN_GRACE_SECONDS = 2.0
 """On shutdown, how long open streams get to end cleanly before they are cut off."""
+
+RECHECK_SECONDS = 30.0
+"""How often an open stream asks whether its caller may still read (a stream is one request:
+its key or token was checked once, when it began)."""
 
 STREAM_DOC = {
     200: {
@@ -62,8 +66,9 @@ def reply_event(reply: Reply) -> ServerSentEvent:
     return ServerSentEvent(data=reply.model_dump_json(), event=reply.kind.value, id=seq)
 
 
-def router(results: Results, who: WhoAsks = anyone) -> APIRouter:
-    """GET /messages/{offset}/stream, following jobs in `results` the caller (`who`) may see."""
+def router(results: Results, who: WhoAsks = anyone, allowed: StillAllowed = always) -> APIRouter:
+    """GET /messages/{offset}/stream, following jobs in `results` the caller (`who`) may see,
+    for as long as it may (`allowed`: until its key is revoked or its token expires)."""
     routes = APIRouter(tags=["results"])
 
     @routes.get(
@@ -103,8 +108,9 @@ def router(results: Results, who: WhoAsks = anyone) -> APIRouter:
         history = with_progress(replies, latest, start, None)
         ended = record.state.is_final
         shutdown = anyio.Event()
+        events = _events(results, offset, start, history, ended, shutdown)
         return EventSourceResponse(
-            _events(results, offset, start, history, ended, shutdown),
+            while_allowed(events, allowed, principal, shutdown),
             ping=PING_SECONDS,
             shutdown_event=shutdown,
             shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
@@ -120,7 +126,7 @@ async def _events(
     history: list[Reply],
     ended: bool,
     shutdown: anyio.Event,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     shown: Reply | None = None
     for reply in history:
         yield reply_event(reply)
@@ -137,6 +143,35 @@ async def _events(
     async with contextlib.aclosing(_until(shutdown, found.follow(offset, after, shown))) as live:
         async for reply in live:
             yield reply_event(reply)
+
+
+async def while_allowed(
+    events: AsyncGenerator[T, None],
+    allowed: StillAllowed,
+    principal: Principal,
+    shutdown: anyio.Event,
+) -> AsyncIterator[T]:
+    """`events`, asking every RECHECK_SECONDS whether `principal` may still read; once not,
+    `shutdown` is set and the stream ends cleanly (the client's reconnect is then refused)."""
+    # NOTE: documented as reading only until the key is revoked or the token expires; the
+    # feed never ends by itself, and a job's stream lasts as long as the job.
+    checking = asyncio.ensure_future(_until_refused(allowed, principal, shutdown))
+    try:
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
+    finally:
+        checking.cancel()
+
+
+async def _until_refused(
+    allowed: StillAllowed, principal: Principal, shutdown: anyio.Event
+) -> None:
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        if not await allowed(principal):
+            shutdown.set()
+            return
 
 
 async def _until(

@@ -7,12 +7,14 @@ one. The ledger is asked by the secret's sha256 (one indexed read); the secret i
 kept, logged or echoed.
 """
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from contracts.principals import ANYONE, KEY_PREFIX, Principal, digest
+from contracts import UnavailableError
+from contracts.principals import ANYONE, KEY_PREFIX, KeyRecord, Principal, digest
 from ledger import Ledger
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -24,6 +26,10 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     403: {"description": "JOBCAST_AUTH=on and the API key is revoked."},
 }
+
+KEYS_FRESH_SECONDS = 5.0
+"""How long the keys read for open streams' checks are used before they are read again: one
+read serves every stream of the gateway."""
 
 OtherToken = Callable[[str, Request], Awaitable[Principal | None]]
 """How a bearer token that is not an API key (no `jck_` prefix) is resolved, e.g. a scoped
@@ -50,6 +56,7 @@ class Authenticator:
         self.other_token: OtherToken = _no_other_token
         self.token_of: Callable[[Request], str | None] = bearer
         """Where a request's token is read from; the read tokens add `?token=` on streams."""
+        self._keys: tuple[float, list[KeyRecord]] | None = None
 
     async def __call__(self, request: Request) -> Principal:
         if not self.enabled:
@@ -68,6 +75,21 @@ class Authenticator:
         if key.revoked_at is not None:
             raise HTTPException(403, "API key revoked")
         return Principal(name=key.name, admin=key.admin)
+
+    async def still_allowed(self, principal: Principal) -> bool:
+        """The StillAllowed of open streams (resolved once, when they began): False once the
+        key is revoked or the read token has expired; True while the ledger cannot say."""
+        if not self.enabled or principal.name is None:
+            return True
+        if principal.expires is not None and principal.expires <= time.time():
+            return False
+        now = time.monotonic()
+        if self._keys is None or now - self._keys[0] > KEYS_FRESH_SECONDS:
+            try:
+                self._keys = (now, await self.ledger.keys())
+            except UnavailableError:
+                return True  # NOTE: an outage ends no stream; the next check asks again
+        return any(k.name == principal.name and k.revoked_at is None for k in self._keys[1])
 
     def admin(self) -> Callable[..., Awaitable[Principal]]:
         """A dependency that also refuses (403) a key that is not an admin key."""

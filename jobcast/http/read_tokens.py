@@ -117,7 +117,12 @@ class ReadGate:
             raise HTTPException(403, "API key revoked")
         offsets = scope.offsets() if scope.batch is None else None
         return Principal(
-            name=scope.owner, admin=False, offsets=offsets, batch=scope.batch, read_only=True
+            name=scope.owner,
+            admin=False,
+            offsets=offsets,
+            batch=scope.batch,
+            read_only=True,
+            expires=scope.expires,
         )
 
     async def _ensure_named(self, scope: ReadScope, offset: int) -> None:

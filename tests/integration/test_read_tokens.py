@@ -2,6 +2,7 @@
 token reads the jobs it names and nothing else, read only, also as `?token=` on the stream; a
 key over its rate gets 429 with Retry-After, and others do not."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,46 @@ async def test_a_batch_token_reads_the_batchs_jobs_only(gw: Gateway) -> None:
     bobs_token = bearer(named.json()["read_token"])  # bob's batch b1: none of alice's jobs
     refused = await gw.http.get(f"/jobs/{answer['offsets'][0]}", headers=bobs_token)
     assert (refused.status_code, refused.content) == (404, NOT_FOUND)
+
+
+async def _stream_ends(gw: Gateway, path: str, **request: Any) -> str:
+    """The whole body of a stream that should end by itself within 10 s."""
+    async with asyncio.timeout(10), gw.http.stream("GET", path, **request) as stream:
+        assert stream.status_code == 200, path
+        return (await stream.aread()).decode()
+
+
+async def test_an_open_stream_ends_once_its_key_is_revoked_or_its_token_expires(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by review: a stream is one request, its key checked once: the feed (which never
+    # ends) and a long job's stream went on after `jobcast keys revoke`, and a token's stream
+    # after the token expired, though both are documented as reading only until then
+    monkeypatch.setattr("query.sse.RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr("jobcast.http.auth.KEYS_FRESH_SECONDS", 0.0)
+    running = await gw.schedule("alice")  # no worker: it stays queued, its stream open
+    token = (
+        await gw.http.post(
+            "/tokens",
+            json={"offsets": [running["offset"]], "ttl_seconds": 1},
+            headers=gw.key("alice"),
+        )
+    ).json()["read_token"]
+    body = await _stream_ends(gw, f"/messages/{running['offset']}/stream", headers=bearer(token))
+    assert "event: done" not in body  # ended by the token's expiry, not by the job
+    feed = asyncio.create_task(_stream_ends(gw, "/jobs/stream", headers=gw.key("bob")))
+    job = asyncio.create_task(
+        _stream_ends(gw, f"/messages/{running['offset']}/stream", headers=gw.key("alice"))
+    )
+    await asyncio.sleep(0.5)
+    assert not feed.done()
+    assert not job.done()
+    await gw.ledger.revoke_key("bob")
+    await feed
+    assert not job.done()  # alice's key is not revoked
+    await gw.ledger.revoke_key("alice")
+    await job
+    assert (await gw.http.get("/jobs/stream", headers=gw.key("bob"))).status_code == 403
 
 
 async def test_revoking_the_key_ends_its_tokens(gw: Gateway) -> None:
