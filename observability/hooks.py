@@ -17,6 +17,7 @@ import orjson
 from consumer.runner import StepObserver
 from contracts import Reply
 from contracts.errors import DeadLetterReason
+from contracts.messages import MAX_REQUEST_BYTES
 from contracts.topology import JOBS_QUEUE, Queue
 from messaging.connection import delivery_count
 from messaging.consumer import AroundConsume, DeadLetter, Message
@@ -31,10 +32,12 @@ from query.recorder import RecordObserver, StoreMany
 def fields_of(queue: str, body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
     """What a log line about a message of `queue` should carry: offset, fn, delivery count."""
     fields: dict[str, Any] = {}
+    # NOTE: not parsed past a job's size: this runs before the handler's size check, and a
+    # poison body of RabbitMQ's 128 MiB as `[[],[],…]` was gigabytes of Python objects.
     if queue == JOBS_QUEUE.name:
         try:
-            job = orjson.loads(body)
-            fields = {"offset": job["offset"], "fn": job["request"]["fn"]}
+            job = orjson.loads(body) if len(body) <= MAX_REQUEST_BYTES else None
+            fields = {"offset": job["offset"], "fn": job["request"]["fn"]} if job else {}
         except (orjson.JSONDecodeError, KeyError, TypeError):
             pass  # poison: the handler says why
         # NOTE: RabbitMQ's x-delivery-count, 0 on the first delivery; read as the job handler

@@ -106,3 +106,16 @@ def test_a_huge_hostile_count_is_logged_cut_short(caplog):
     [record] = caplog.records
     assert len(record.getMessage()) < 200
     assert "x-jobcast-crashes" in record.getMessage()
+
+
+def test_log_fields_read_no_body_past_a_jobs_size(monkeypatch):
+    # Found by review: the log fields parsed every body on jobcast.jobs before the handler's
+    # size check; 128 MiB of `[[],[],...]` (RabbitMQ's largest message) is gigabytes in Python
+    parsed: list[int] = []
+    loads = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda body: parsed.append(len(body)) or loads(body))
+    job = orjson.dumps({"offset": 4, "request": {"fn": "default_fn"}})
+    assert fields_of("jobcast.jobs", job, {})["offset"] == 4
+    big = b"[" + b"[]," * 30_000 + b"[]]"
+    assert fields_of("jobcast.jobs", big, {}) == {"delivery": 0}
+    assert parsed == [len(job)]
