@@ -59,9 +59,14 @@ class Results:
         watch goes with it.
         """
         with self.hub.watch(offset) as watch:
+            woken = False
             while True:
                 watch.arm()
                 found = await self.ledger.replies(offset, after_seq, with_progress=True)
+                if woken and not found and (await self.ledger.job(offset)).state.is_final:
+                    # NOTE: rung, nothing after `after_seq`, and ended: it ended at or before
+                    # it (a follower resumed past the end); nothing will ever come
+                    return
                 replies = [reply for reply in found if reply.kind is not ReplyKind.PROGRESS]
                 latest = next((r for r in found if r.kind is ReplyKind.PROGRESS), None)
                 for reply in with_progress(replies, latest, after_seq, shown):
@@ -74,6 +79,7 @@ class Results:
                         return
                 # NOTE: rung by anything stored since arm(), whether that read saw it or not
                 await watch.wait()
+                woken = True
 
 
 def with_progress(

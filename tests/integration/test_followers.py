@@ -218,3 +218,22 @@ async def test_replies_stored_while_the_listener_was_down_reach_followers_after_
     await a.store_replies([reply(offset, 0)])
     assert (await asyncio.wait_for(first, 10)).seq == 0
     await follower.aclose()
+
+
+async def test_a_stream_resumed_past_the_jobs_end_ends_with_the_job(
+    http: httpx.AsyncClient, results: Results
+):
+    # Found by review: a stream asked to start after a seq the job never reaches (a forged or
+    # stale Last-Event-ID, `?after=` too large) waited for a reply past it for ever, the job
+    # long ended, holding its connection and its watch
+    offset, _ = await results.ledger.create_job(JOB)
+    await store(results, reply(offset, 0))
+    streaming = asyncio.create_task(
+        http.get(f"/messages/{offset}/stream", headers={"Last-Event-ID": "7"})
+    )
+    await following(results, 1)
+    await store(results, reply(offset, 1))
+    await store(results, reply(offset, 2, ReplyKind.DONE))
+    body = (await asyncio.wait_for(streaming, 5)).text
+    assert events(body) == []  # nothing after seq 7, and the job has ended
+    await following(results, 0)
