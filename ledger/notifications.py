@@ -77,6 +77,8 @@ class ReplyListener:
                 logger.warning(
                     "reply notifications unavailable (%s); retrying in %.1fs", exc, delay
                 )
+            except Exception:  # a bug of ours: the loop must not die, or followers go deaf
+                logger.exception("listening for replies failed; retrying in %.1fs", delay)
             finally:
                 self.connected.clear()
             await asyncio.sleep(delay)

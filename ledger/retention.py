@@ -116,4 +116,6 @@ class Purger:
                 # NOTE: the ledger is down, busy or refused this write: the next round tries
                 # again; nothing is half-purged (each batch is one transaction).
                 logger.warning("purge round skipped: %s", exc)
+            except Exception:  # a bug of ours: the loop must not die, or nothing is purged again
+                logger.exception("purge round failed; the next round tries again")
             await asyncio.sleep(wait)
