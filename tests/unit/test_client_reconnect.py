@@ -133,3 +133,25 @@ async def test_a_first_answer_503_fails_at_once():
     async with client_for(unavailable) as client:  # type: ignore[arg-type]
         with pytest.raises(UnavailableError):
             [r async for r in client.follow(OFFSET)]
+
+
+async def test_follow_reads_a_result_with_unicode_line_separators_whole():
+    # Found by review: httpx-sse before 0.4.2 split an SSE line at U+2028, U+2029 and U+0085
+    # too (valid unescaped inside a JSON string, and pydantic writes them raw), so a result
+    # carrying one came apart; pyproject now asks for httpx-sse>=0.4.2.
+    text = "line\u2028separator\u2029paragraph\u0085next"
+    replies = [
+        Reply(offset=OFFSET, seq=0, kind=ReplyKind.RESULT, value=text),
+        reply(1, ReplyKind.DONE),
+    ]
+    assert "\u2028" in replies[0].model_dump_json()  # written raw, not escaped
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return stream(*replies)
+
+    client = JobcastClient("http://gateway")
+    client.http._http = httpx.AsyncClient(
+        base_url="http://gateway", transport=httpx.MockTransport(gateway)
+    )
+    async with client:
+        assert [r async for r in client.follow(OFFSET)] == replies
