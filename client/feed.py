@@ -15,7 +15,9 @@ from contracts.listing import JobPage, Stats
 
 logger = logging.getLogger(__name__)
 
-_RETRY_STATUS = frozenset({502, 503, 504})
+_RETRY_STATUS = frozenset({429, 502, 503, 504})
+"""Answers a resuming feed waits out. 429 among them: the gateway may still count the feed
+that just dropped against the key's JOBCAST_MAX_FEEDS_PER_KEY until it notices it is gone."""
 
 
 class FeedTransport:

@@ -65,6 +65,7 @@ from producer.submitters import Submitters
 from query import http as query_http
 from query import listing_http
 from query import sse as query_sse
+from query.feed_slots import FeedSlots
 from query.listing import Listing
 from query.progress_responder import query_router
 from query.recorder import ReplyRecorder
@@ -93,6 +94,7 @@ class Gateway:
             self.auth.other_token = self.read_gate.principal
             self.auth.token_of = token_of
             self.submitters = Submitters(ledger.key_by_digest, ledger.job_owner)
+        self.feed_slots = FeedSlots(settings.max_feeds_per_key)
         limit = RateLimit.parse(settings.rate_limit)
         self.rate_limiter = (
             RateLimiter(limit, limited=hooks.metrics.rate_limited.inc) if limit else None
@@ -276,7 +278,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     )
     # NOTE: before query_http's /jobs/{offset}, so /jobs/stream is the feed, not an offset
     app.include_router(
-        listing_http.router(gateway.listing, who, who.still_allowed),
+        listing_http.router(gateway.listing, who, who.still_allowed, gateway.feed_slots),
         dependencies=keyed,
         responses=AUTH_ERRORS,
     )
@@ -324,6 +326,7 @@ def create_app(settings: Settings, *, with_worker: bool = False) -> FastAPI:
     app.state.auth = gateway.auth
     app.state.read_gate = gateway.read_gate
     app.state.rate_limiter = gateway.rate_limiter
+    app.state.feed_slots = gateway.feed_slots
     app.state.metrics = gateway.hooks.metrics
     app.state.scheduler = gateway.scheduler
     app.state.batches = gateway.batches

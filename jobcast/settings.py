@@ -14,6 +14,7 @@ from contracts.urls import node_urls
 from jobcast.http.cors import ANY_ORIGIN, allowed_origins
 from ledger.retention import MAX_DURATION, parse_duration
 from producer.rate_limit import RateLimit
+from query.feed_slots import DEFAULT_FEEDS_PER_KEY
 
 MAX_PREFETCH = 65535
 """AMQP's prefetch count is a 16-bit number: a larger one fails at the broker, at start."""
@@ -153,6 +154,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Open HTTP connections (SSE streams included) per process, at most half "
         "the open-file limit; beyond it a request gets 503 and Connection: close.",
+    )
+    max_feeds_per_key: int = Field(
+        DEFAULT_FEEDS_PER_KEY,
+        ge=1,
+        le=4096,
+        description="With JOBCAST_AUTH=on: GET /jobs/stream feeds one API key may hold open at "
+        "once on a gateway (each stored reply wakes every feed); the next is 429.",
     )
     worker_port: int = Field(
         0, ge=0, description="Worker's /health, /ready and /metrics port (0: off)."

@@ -24,6 +24,7 @@ from contracts.listing import (
 from contracts.messages import MAX_OFFSET, NAME_LENGTH, TAG_LENGTH
 from contracts.principals import Principal, StillAllowed, WhoAsks, always, anyone
 from contracts.text import PRINTABLE
+from query.feed_slots import FeedSlots
 from query.listing import InvalidCursorError, Listing
 from query.sse import PING_SECONDS, SHUTDOWN_GRACE_SECONDS, _until, while_allowed
 
@@ -79,6 +80,7 @@ FEED_DOC = {
         },
     },
     422: {"description": "A filter or Last-Event-ID that is not valid."},
+    429: {"description": "The key holds JOBCAST_MAX_FEEDS_PER_KEY feeds open already."},
     503: {"description": "The ledger cannot be read right now."},
 }
 
@@ -94,10 +96,17 @@ STATS_ERRORS = {
 }
 
 
-def router(listing: Listing, who: WhoAsks = anyone, allowed: StillAllowed = always) -> APIRouter:
+def router(
+    listing: Listing,
+    who: WhoAsks = anyone,
+    allowed: StillAllowed = always,
+    feeds: FeedSlots | None = None,
+) -> APIRouter:
     """GET /jobs, GET /jobs/stream and GET /stats, answered by `listing`; the list and the
     feed show only the caller's (`who`) own jobs, unless it is an admin, and the feed goes on
-    only while the caller may read (`allowed`: its key not revoked)."""
+    only while the caller may read (`allowed`: its key not revoked), a key holding at most
+    `feeds.per_key` of them at once."""
+    slots = feeds if feeds is not None else FeedSlots()
     routes = APIRouter(tags=["jobs list"])
 
     @routes.get("/jobs", response_model=JobPage, responses=LIST_ERRORS)  # type: ignore[arg-type]
@@ -169,7 +178,7 @@ def router(listing: Listing, who: WhoAsks = anyone, allowed: StillAllowed = alwa
         shutdown = anyio.Event()
         events = _events(listing, found, position, shutdown)
         return EventSourceResponse(
-            while_allowed(events, allowed, principal, shutdown),
+            slots.hold(principal, while_allowed(events, allowed, principal, shutdown)),
             ping=PING_SECONDS,
             shutdown_event=shutdown,
             shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,

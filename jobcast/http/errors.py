@@ -11,6 +11,7 @@ from contracts.control import DelayError, JobFinishedError
 from contracts.errors import JobNotFinishedError, OffsetExpiredError
 from jobcast.http.validation import short_errors
 from producer.rate_limit import RateLimitedError
+from query.feed_slots import TooManyFeedsError
 
 _UNDECODABLE_BODY = "There was an error parsing the body"
 
@@ -50,6 +51,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def too_many(_: Request, exc: RateLimitedError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
+
+    @app.exception_handler(TooManyFeedsError)
+    async def too_many_feeds(_: Request, exc: TooManyFeedsError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=429)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:

@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from contracts import Reply
-from contracts.principals import digest, new_secret
+from contracts.principals import Principal, digest, new_secret
 from jobcast.gateway import create_app
 from jobcast.settings import Settings
+from tests.support.waiting import eventually
 
 JOB = {"deployment": "Docker", "framework": "FastAPI", "fn": "default_fn"}
 NOT_FOUND = b'{"detail":"Offset not found"}'
@@ -287,3 +288,44 @@ async def test_a_token_reads_only_its_owners_jobs_even_for_an_offset_it_names(gw
         assert (refused.status_code, refused.content) == (404, NOT_FOUND), path
     issued = await gw.http.post("/tokens", json={"offsets": [offset]}, headers=gw.key("bob"))
     assert (issued.status_code, issued.content) == (404, NOT_FOUND)
+
+
+@pytest.fixture
+async def few_feeds(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gateway]:
+    async for gateway in started(tmp_path, amqp_url, auth="on", max_feeds_per_key=2):
+        yield gateway
+
+
+async def test_a_key_holds_at_most_its_feeds_open_and_gets_one_back_when_one_closes(
+    few_feeds: Gateway,
+) -> None:
+    # Found by review: every stored reply wakes every open feed, and one key could hold as
+    # many as the connection limit (4096): its feeds multiplied the gateway's work per reply
+    gw = few_feeds
+    slots = gw.app.state.feed_slots
+    alice = Principal(name="alice", admin=False)
+
+    def feed(name: str) -> asyncio.Task[httpx.Response]:
+        return asyncio.create_task(gw.http.get("/jobs/stream", headers=gw.key(name)))
+
+    async def alices() -> int:
+        return int(slots.open_for(alice))
+
+    open_feeds = [feed("alice"), feed("alice")]
+    await eventually(alices, until=lambda n: n == 2)
+    async with asyncio.timeout(5):  # refused at once, not streaming
+        refused = await gw.http.get("/jobs/stream", headers=gw.key("alice"))
+    assert refused.status_code == 429
+    assert "at most 2 at once (JOBCAST_MAX_FEEDS_PER_KEY)" in refused.json()["detail"]
+    bobs = feed("bob")  # another key is not held back
+    await asyncio.sleep(0.3)
+    assert not bobs.done()
+    open_feeds[0].cancel()  # alice's client goes away
+    await eventually(alices, until=lambda n: n == 1)
+    again = feed("alice")
+    await asyncio.sleep(0.3)
+    assert not again.done()  # streaming, not refused
+    for task in (open_feeds[1], bobs, again):
+        task.cancel()
+    await asyncio.gather(*open_feeds, bobs, again, return_exceptions=True)
+    await eventually(alices, until=lambda n: n == 0)

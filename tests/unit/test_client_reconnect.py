@@ -1,13 +1,15 @@
 """The client's follow() waits out a gateway restart for as long as the caller allows
 (issue 9, item 6): no hidden give-up after a few reconnects."""
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 
 from client import GatewayUnreachableError, JobcastClient, UnavailableError
+from client import feed as client_feed
 from client import http as client_http
 from contracts import JobRecord, JobRequest, JobState, Reply, ReplyKind
 
@@ -155,3 +157,59 @@ async def test_follow_reads_a_result_with_unicode_line_separators_whole():
     )
     async with client:
         assert [r async for r in client.follow(OFFSET)] == replies
+
+
+async def test_a_resuming_feed_waits_out_a_429_while_the_gateway_still_counts_the_dropped_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the gateway counts a key's open feeds (JOBCAST_MAX_FEEDS_PER_KEY) and may not yet have
+    # noticed the one that dropped: the resume is answered 429 once, then goes through
+    monkeypatch.setattr(client_feed, "BACKOFF_SECONDS", 0.001)
+    first, last = reply(0), reply(1, ReplyKind.DONE)
+    answers: list[str | int] = [
+        f"id: 1\nevent: result\ndata: {first.model_dump_json()}\n\n",
+        429,
+        f"id: 2\nevent: done\ndata: {last.model_dump_json()}\n\n",
+    ]
+    asked: list[str | None] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("last-event-id"))
+        answer = answers.pop(0)
+        if isinstance(answer, int):
+            return httpx.Response(answer, json={"detail": "Too many open feeds for this key"})
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=answer)
+
+    seen = []
+    async with feed_for(gateway) as feed:
+        async for cursor, got in feed.follow_many(after=0):
+            seen.append((cursor, got))
+            if got.kind is ReplyKind.DONE:
+                break
+    assert seen == [(1, first), (2, last)]
+    assert asked == ["0", "1", "1"]
+
+
+async def test_a_feed_refused_at_once_with_429_says_why() -> None:
+    def gateway(request: httpx.Request) -> httpx.Response:
+        detail = "Too many open feeds for this key: at most 2 at once (JOBCAST_MAX_FEEDS_PER_KEY)"
+        return httpx.Response(429, json={"detail": detail})
+
+    async with feed_for(gateway) as feed:
+        with pytest.raises(GatewayUnreachableError, match="JOBCAST_MAX_FEEDS_PER_KEY"):
+            async for _ in feed.follow_many():
+                pass
+
+
+@contextlib.asynccontextmanager
+async def feed_for(
+    gateway: Callable[[httpx.Request], httpx.Response],
+) -> AsyncIterator[client_feed.FeedTransport]:
+    feed = client_feed.FeedTransport("http://gateway")
+    feed._http = httpx.AsyncClient(
+        base_url="http://gateway", transport=httpx.MockTransport(gateway)
+    )
+    try:
+        yield feed
+    finally:
+        await feed.close()
