@@ -64,9 +64,13 @@ class Results:
                 watch.arm()
                 found = await self.ledger.replies(offset, after_seq, with_progress=True)
                 if woken and not found and (await self.ledger.job(offset)).state.is_final:
-                    # NOTE: rung, nothing after `after_seq`, and ended: it ended at or before
-                    # it (a follower resumed past the end); nothing will ever come
-                    return
+                    # NOTE: rung, nothing after `after_seq`, and ended. Read again: the job
+                    # may have ended between the two reads (its last replies stored by
+                    # another gateway, in the transaction that ended it). Still nothing: it
+                    # ended at or before `after_seq` (a follower resumed past the end).
+                    found = await self.ledger.replies(offset, after_seq, with_progress=True)
+                    if not found:
+                        return
                 replies = [reply for reply in found if reply.kind is not ReplyKind.PROGRESS]
                 latest = next((r for r in found if r.kind is ReplyKind.PROGRESS), None)
                 for reply in with_progress(replies, latest, after_seq, shown):
